@@ -1,0 +1,128 @@
+#include "backend/cpu/cpuinfo.h"
+
+#include <cblas.h>
+#include <immintrin.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util/clock.h"
+#include "util/threadpool.h"
+
+void ragd_cpu_detect(ragd_cpu_features *f) {
+    memset(f, 0, sizeof *f);
+    __builtin_cpu_init();
+    f->avx2 = __builtin_cpu_supports("avx2");
+    f->fma = __builtin_cpu_supports("fma");
+    f->avx512f = __builtin_cpu_supports("avx512f");
+    f->avx512bw = __builtin_cpu_supports("avx512bw");
+    f->avx512vl = __builtin_cpu_supports("avx512vl");
+    f->avx512_vnni = __builtin_cpu_supports("avx512vnni");
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    f->n_cpus = n > 0 ? (int)n : 1;
+    FILE *fp = fopen("/proc/cpuinfo", "r");
+    if (!fp) return;
+    char line[4096];
+    while (fgets(line, sizeof line, fp)) {
+        if (!f->model_name[0] && !strncmp(line, "model name", 10)) {
+            char *c = strchr(line, ':');
+            if (c) {
+                snprintf(f->model_name, sizeof f->model_name, "%s", c + 2);
+                f->model_name[strcspn(f->model_name, "\n")] = 0;
+            }
+        }
+        if (!strncmp(line, "flags", 5)) {
+            f->avx512_bf16 = strstr(line, " avx512_bf16") != NULL;
+            f->avx512_fp16 = strstr(line, " avx512_fp16") != NULL;
+            break;
+        }
+    }
+    fclose(fp);
+}
+
+bool ragd_cpu_fix_openblas_env(void) {
+    if (getenv("OPENBLAS_CORETYPE") || getenv("RAGD_OPENBLAS_FIXED")) return false;
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx512f")) return false;
+    setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
+    setenv("RAGD_OPENBLAS_FIXED", "1", 1);
+    return true;
+}
+
+double ragd_probe_sgemm_gflops(int n_threads, int n) {
+    openblas_set_num_threads(n_threads);
+    size_t nn = (size_t)n * (size_t)n;
+    float *a = malloc(nn * 4), *b = malloc(nn * 4), *c = malloc(nn * 4);
+    if (!a || !b || !c) {
+        free(a), free(b), free(c);
+        return 0;
+    }
+    uint32_t s = 12345;
+    for (size_t i = 0; i < nn; i++) {
+        s = s * 1664525u + 1013904223u;
+        a[i] = (float)(s >> 8) / 16777216.0f - 0.5f;
+        b[i] = a[(i * 7) % nn];
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+    double best = 0;
+    for (int r = 0; r < 5; r++) {
+        double t0 = ragd_now_s();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c,
+                    n);
+        double dt = ragd_now_s() - t0;
+        double g = 2.0 * n * (double)n * n / dt * 1e-9;
+        if (g > best) best = g;
+    }
+    free(a), free(b), free(c);
+    return best;
+}
+
+typedef struct {
+    const float *buf;
+    size_t n_per;
+    double sums[64];
+} bw_ctx;
+
+static void bw_read(void *vctx, size_t i, int tid) {
+    bw_ctx *ctx = vctx;
+    const float *p = ctx->buf + i * ctx->n_per;
+#if defined(__AVX512F__)
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    for (size_t k = 0; k + 64 <= ctx->n_per; k += 64) {
+        s0 = _mm512_add_ps(s0, _mm512_loadu_ps(p + k));
+        s1 = _mm512_add_ps(s1, _mm512_loadu_ps(p + k + 16));
+        s2 = _mm512_add_ps(s2, _mm512_loadu_ps(p + k + 32));
+        s3 = _mm512_add_ps(s3, _mm512_loadu_ps(p + k + 48));
+    }
+    ctx->sums[tid & 63] +=
+        _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+#else
+    float s = 0;
+    for (size_t k = 0; k < ctx->n_per; k++) s += p[k];
+    ctx->sums[tid & 63] += s;
+#endif
+}
+
+double ragd_probe_read_gbps(int n_threads, int mb) {
+    size_t n = (size_t)mb * 1024 * 1024 / 4;
+    float *buf = aligned_alloc(64, n * 4);
+    if (!buf) return 0;
+    for (size_t i = 0; i < n; i++) buf[i] = (float)(i & 1023);
+    ragd_pool *pool = ragd_pool_create(n_threads);
+    bw_ctx ctx = {.buf = buf};
+    size_t parts = (size_t)n_threads * 16;
+    ctx.n_per = n / parts / 64 * 64;
+    double best = 0;
+    for (int r = 0; r < 6; r++) {
+        double t0 = ragd_now_s();
+        ragd_pool_run(pool, parts, bw_read, &ctx);
+        double dt = ragd_now_s() - t0;
+        double g = (double)(ctx.n_per * parts * 4) / dt * 1e-9;
+        if (r > 0 && g > best) best = g;
+    }
+    ragd_pool_destroy(pool);
+    free(buf);
+    return best;
+}

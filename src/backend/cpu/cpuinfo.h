@@ -1,0 +1,28 @@
+/* cpuinfo.h - CPU feature detection and machine probes (sgemm peak, read bandwidth).
+ * Used by the CLI at start-up and by benchmarks, which report results next to these ceilings.
+ * Thread-safety: the probes use the whole machine; run them alone.
+ */
+#ifndef RAGD_BACKEND_CPU_CPUINFO_H
+#define RAGD_BACKEND_CPU_CPUINFO_H
+
+#include <stdbool.h>
+
+typedef struct ragd_cpu_features {
+    bool avx2, fma, avx512f, avx512bw, avx512vl, avx512_bf16, avx512_fp16, avx512_vnni;
+    int n_cpus;
+    char model_name[128];
+} ragd_cpu_features;
+
+void ragd_cpu_detect(ragd_cpu_features *f);
+
+/* If the CPU has avx512f and OPENBLAS_CORETYPE is unset, set it to SkylakeX and return true:
+ * the caller must re-exec (OpenBLAS reads the variable when the library loads). Sets
+ * RAGD_OPENBLAS_FIXED=1 so the re-exec'd process does not loop. */
+bool ragd_cpu_fix_openblas_env(void);
+
+/* Measured single-precision GEMM rate (GFLOP/s) with n_threads BLAS threads, square n. */
+double ragd_probe_sgemm_gflops(int n_threads, int n);
+/* Measured read bandwidth (GB/s) with n_threads threads over a buffer of mb megabytes. */
+double ragd_probe_read_gbps(int n_threads, int mb);
+
+#endif
