@@ -9,7 +9,7 @@
 #include "cli/commands.h"
 #include "util/str.h"
 
-int cmd_info(int argc, char **argv) {
+static int run_info(int argc, char **argv) {
     int bench = 0, json = 0;
     static const struct option opts[] = {{"bench", no_argument, 0, 'b'},
                                          {"json", no_argument, 0, 'j'},
@@ -88,3 +88,6 @@ int cmd_info(int argc, char **argv) {
     }
     return 0;
 }
+
+RAGD_COMMAND(info, 90, "build configuration, CPU features; --bench measures sgemm and bandwidth",
+             run_info)

@@ -1,4 +1,4 @@
-/* main.c - the ragd binary: dispatch to subcommands. */
+/* main.c - the ragd binary: dispatch to the self-registered subcommands (see commands.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,18 +7,30 @@
 #include "backend/cpu/cpuinfo.h"
 #include "cli/commands.h"
 
-const ragd_command ragd_commands[] = {
-    {"info", "show the build, CPU features and (with --bench) sgemm and bandwidth", cmd_info},
-    {NULL, NULL, NULL},
-};
+#define MAX_COMMANDS 64
+static const ragd_command *g_commands[MAX_COMMANDS];
+static int g_n_commands;
+
+void ragd_command_register(const ragd_command *cmd) {
+    if (g_n_commands >= MAX_COMMANDS) return;
+    int i = g_n_commands++;
+    /* keep sorted by (order, name) */
+    while (i > 0 && (g_commands[i - 1]->order > cmd->order ||
+                     (g_commands[i - 1]->order == cmd->order &&
+                      strcmp(g_commands[i - 1]->name, cmd->name) > 0))) {
+        g_commands[i] = g_commands[i - 1];
+        i--;
+    }
+    g_commands[i] = cmd;
+}
 
 static void usage(FILE *f) {
     fprintf(f,
             "ragd %s - retrieval-augmented question answering, near the hardware limit\n\n"
             "usage: ragd <command> [options]\n\ncommands:\n",
             RAGD_VERSION);
-    for (const ragd_command *c = ragd_commands; c->name; c++)
-        fprintf(f, "  %-16s %s\n", c->name, c->summary);
+    for (int i = 0; i < g_n_commands; i++)
+        fprintf(f, "  %-16s %s\n", g_commands[i]->name, g_commands[i]->summary);
     fprintf(f, "  %-16s %s\n", "help", "show this list");
     fprintf(f, "\nrun 'ragd <command> --help' for a command's options.\n");
 }
@@ -42,8 +54,8 @@ int main(int argc, char **argv) {
         printf("ragd %s\n", RAGD_VERSION);
         return 0;
     }
-    for (const ragd_command *c = ragd_commands; c->name; c++)
-        if (!strcmp(c->name, name)) return c->run(argc - 1, argv + 1);
+    for (int i = 0; i < g_n_commands; i++)
+        if (!strcmp(g_commands[i]->name, name)) return g_commands[i]->run(argc - 1, argv + 1);
     fprintf(stderr, "ragd: unknown command '%s'\n\n", name);
     usage(stderr);
     return 2;

@@ -32,16 +32,16 @@
 #include "util/err.h"
 
 typedef struct ragd_batch_seq {
-    const int32_t *tokens;       /* n_new token ids */
-    int32_t n_new;               /* tokens fed this step (>= 1) */
-    int32_t n_past;              /* tokens already in the KV cache (= first new position) */
-    const int32_t *block_table;  /* physical block ids, covering n_past + n_new positions */
-    int32_t n_blocks;            /* entries in block_table */
-    bool want_logits;            /* one logits row: the last new token */
-    bool want_all_logits;        /* n_new logits rows: every new token */
+    const int32_t *tokens;      /* n_new token ids */
+    int32_t n_new;              /* tokens fed this step (>= 1) */
+    int32_t n_past;             /* tokens already in the KV cache (= first new position) */
+    const int32_t *block_table; /* physical block ids, covering n_past + n_new positions */
+    int32_t n_blocks;           /* entries in block_table */
+    bool want_logits;           /* one logits row: the last new token */
+    bool want_all_logits;       /* n_new logits rows: every new token */
     /* Optional on-device sampling (backends that implement sample()): */
     const ragd_sampling_params *sampling; /* NULL: engine samples on the host from logits */
-    const int32_t *history;      /* prompt + generated ids so far, for penalties */
+    const int32_t *history;               /* prompt + generated ids so far, for penalties */
     int32_t n_history;
 } ragd_batch_seq;
 
@@ -53,8 +53,8 @@ typedef struct ragd_batch {
 /* Per-sequence result of an on-device sampling step. */
 typedef struct ragd_sample_out {
     int32_t token;
-    float logprob;                              /* log-softmax of the chosen token */
-    int n_top;                                  /* entries filled in top_ids / top_logprobs */
+    float logprob; /* log-softmax of the chosen token */
+    int n_top;     /* entries filled in top_ids / top_logprobs */
     int32_t top_ids[RAGD_MAX_TOP_LOGPROBS];
     float top_logprobs[RAGD_MAX_TOP_LOGPROBS];
 } ragd_sample_out;

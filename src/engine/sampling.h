@@ -27,7 +27,7 @@ typedef struct ragd_sampling_params {
     float frequency_penalty;  /* 0 = off */
     uint64_t seed;
     bool has_seed;
-    int logprobs;             /* number of top logprobs to return (0..20); -1 = none */
+    int logprobs; /* number of top logprobs to return (0..20); -1 = none */
 } ragd_sampling_params;
 
 void ragd_sampling_defaults(ragd_sampling_params *p);

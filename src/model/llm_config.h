@@ -28,13 +28,13 @@ typedef struct ragd_llm_config {
     float rms_eps;
     bool tie_embeddings;
     bool qkv_bias;
-    int bos_id;              /* -1 if none */
+    int bos_id; /* -1 if none */
     int eos_ids[RAGD_MAX_EOS];
     int n_eos;
     /* generation_config.json defaults (0 / 1 when absent) */
     float gen_temperature, gen_top_p, gen_repetition_penalty;
     int gen_top_k;
-    char model_name[256];    /* directory basename, reported by /v1/models */
+    char model_name[256]; /* directory basename, reported by /v1/models */
 } ragd_llm_config;
 
 /* Read config.json (+ generation_config.json when present) from a model directory. */
