@@ -951,12 +951,13 @@ static bool nfc_quick_yes(const char *s, size_t n) {
 
 /* Added-token matching, leftmost-longest, with lstrip/rstrip/single_word (tokenizers'
  * AddedVocabulary::find_matches). Calls piece() for the text between tokens. */
+/* Rust regex \w: letters, marks, decimal digits, letter numbers, connector punctuation,
+ * joiners. */
 static bool is_word_cp(uint32_t cp) {
-    if (cp == '_') return true;
+    if (cp == 0x200C || cp == 0x200D) return true;
     int cat = utf8proc_category((utf8proc_int32_t)cp);
     return (cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_ND) ||
-           cat == UTF8PROC_CATEGORY_NL || cat == UTF8PROC_CATEGORY_NO ||
-           cat == UTF8PROC_CATEGORY_PC;
+           cat == UTF8PROC_CATEGORY_NL || cat == UTF8PROC_CATEGORY_PC;
 }
 
 static bool ends_with_word(const char *s, size_t n) {
@@ -1008,7 +1009,7 @@ static int split_added(enc_ctx *c, const char *s, size_t n, bool normalized, pie
         size_t ms = i, me = i + best->len;
         if (best->single_word &&
             ((ms > 0 && ends_with_word(s, ms)) || (me < n && starts_with_word(s + me, n - me)))) {
-            i++; /* the automaton would continue after this match's start */
+            i = me; /* a discarded match still consumes its span (non-overlapping search) */
             continue;
         }
         if (best->lstrip) {

@@ -332,6 +332,8 @@ static void test_mini_added_flags(void **state) {
     expect_ids(t, "a tok", (int32_t[]){'a', ' ', 303}, 3);
     expect_ids(t, "atok", (int32_t[]){'a', 't', 'o', 'k'}, 4);
     expect_ids(t, "tok1", (int32_t[]){'t', 'o', 'k', '1'}, 4);
+    expect_ids(t, "tok_", (int32_t[]){'t', 'o', 'k', '_'}, 4);
+    expect_ids(t, "tok!", (int32_t[]){303, '!'}, 2);
     /* normalized added tokens match after NFC: e + U+0301 becomes U+00E9 */
     expect_ids(t, "ab\x65\xcc\x81", (int32_t[]){256, 305}, 2);
     ragd_tokenizer_destroy(t);
