@@ -107,17 +107,12 @@ static void byte_level_table(uint32_t cp_of_byte[256]) {
     }
 }
 
-/* Inverse: code point -> byte, -1 when the code point is not in the alphabet. */
-static int byte_of_cp(const uint32_t cp_of_byte[256], uint32_t cp) {
-    if (cp < 256) {
-        if (cp_of_byte[cp] == cp) return (int)cp;
-        return -1;
-    }
-    if (cp < 256 + 68) {
-        for (int b = 0; b < 256; b++)
-            if (cp_of_byte[b] == cp) return b;
-    }
-    return -1;
+/* Inverse: code point -> byte, -1 when the code point is not in the alphabet. The alphabet
+ * lives in U+0000..U+0143, so a 324-entry table covers it. */
+#define BYTE_LEVEL_CPS (256 + 68)
+static void byte_level_inverse(const uint32_t cp_of_byte[256], int16_t inv[BYTE_LEVEL_CPS]) {
+    for (int i = 0; i < BYTE_LEVEL_CPS; i++) inv[i] = -1;
+    for (int b = 0; b < 256; b++) inv[cp_of_byte[b]] = (int16_t)b;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -516,7 +511,9 @@ static int load_added(ragd_tokenizer *t, const cJSON *arr, ragd_err *err) {
 
 static int build_decode_table(ragd_tokenizer *t, ragd_err *err) {
     uint32_t cp_of_byte[256];
+    int16_t inv[BYTE_LEVEL_CPS];
     byte_level_table(cp_of_byte);
+    byte_level_inverse(cp_of_byte, inv);
     size_t total = 0;
     for (int32_t i = 0; i < t->n_ids; i++) total += t->tok_str[i] ? t->tok_len[i] : 0;
     t->dec = malloc(total + 1);
@@ -532,7 +529,7 @@ static int build_decode_table(ragd_tokenizer *t, ragd_err *err) {
         while (j < n) {
             uint32_t cp;
             int k = ragd_utf8_decode(s + j, n - j, &cp);
-            int b = byte_of_cp(cp_of_byte, cp);
+            int b = cp < BYTE_LEVEL_CPS ? inv[cp] : -1;
             if (b < 0) {
                 ok = false;
                 break;
