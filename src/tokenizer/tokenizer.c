@@ -16,6 +16,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <cjson/cJSON.h>
 #include <pcre2.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,8 @@ static size_t pow2_at_least(size_t n) {
 }
 
 enum { SPLIT_ISOLATED, SPLIT_REMOVED };
+
+static void nfc_init(void);
 
 typedef struct added_token {
     char *content;
@@ -668,6 +671,7 @@ static int load_json(ragd_tokenizer *t, const cJSON *root, ragd_err *err) {
 
 int ragd_tokenizer_load_json(const char *json, size_t len, ragd_tokenizer **out, ragd_err *err) {
     *out = NULL;
+    nfc_init();
     cJSON *root = cJSON_ParseWithLength(json, len);
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
@@ -926,7 +930,42 @@ static int pretokenize(enc_ctx *c, const char *s, size_t n, ragd_err *err) {
     return RAGD_OK;
 }
 
-/* NFC is the identity on text without code points that decompose, combine or reorder. */
+/* NFC quick check. A code point >= U+0300 is "unsafe" when NFC could change text containing
+ * it: it has a non-zero combining class (reordering), it is not NFC-stable on its own
+ * (singletons, exclusions, non-starter decompositions), it is the second element of a
+ * canonical composition (checked via the last element of every canonical decomposition),
+ * or it is a conjoining Hangul jamo. Text without unsafe code points is already NFC. The
+ * bitmap is built once per process from utf8proc's tables (immutable afterwards). */
+static uint8_t nfc_unsafe[0x110000 / 8];
+static pthread_once_t nfc_once = PTHREAD_ONCE_INIT;
+
+static void nfc_mark(uint32_t cp) {
+    if (cp < 0x110000) nfc_unsafe[cp >> 3] |= (uint8_t)(1u << (cp & 7));
+}
+
+static void nfc_build(void) {
+    for (uint32_t cp = 0x300; cp < 0x110000; cp++) {
+        if (cp >= 0xD800 && cp <= 0xDFFF) continue;
+        const utf8proc_property_t *p = utf8proc_get_property((utf8proc_int32_t)cp);
+        if (p->combining_class || (cp >= 0x1100 && cp <= 0x11FF)) nfc_mark(cp);
+        if (p->decomp_seqindex == UINT16_MAX || p->decomp_type != 0) continue;
+        utf8proc_int32_t d[8];
+        int last = 0;
+        utf8proc_ssize_t n =
+            utf8proc_decompose_char((utf8proc_int32_t)cp, d, 8, UTF8PROC_DECOMPOSE, &last);
+        if (n >= 2 && n <= 8) nfc_mark((uint32_t)d[n - 1]);
+        char u[5] = {0};
+        int k = ragd_utf8_encode(cp, u);
+        char *nfc = (char *)utf8proc_NFC((const utf8proc_uint8_t *)u);
+        if (!nfc || strlen(nfc) != (size_t)k || memcmp(nfc, u, (size_t)k) != 0) nfc_mark(cp);
+        free(nfc);
+    }
+}
+
+static void nfc_init(void) {
+    pthread_once(&nfc_once, nfc_build);
+}
+
 static bool nfc_quick_yes(const char *s, size_t n) {
     const unsigned char *u = (const unsigned char *)s;
     size_t i = 0;
@@ -938,10 +977,7 @@ static bool nfc_quick_yes(const char *s, size_t n) {
         uint32_t cp;
         int k = ragd_utf8_decode(s + i, n - i, &cp);
         i += (size_t)k;
-        if (cp >= 0x1100 && cp <= 0x11FF) return false; /* Hangul jamo compose algorithmically */
-        const utf8proc_property_t *p = utf8proc_get_property((utf8proc_int32_t)cp);
-        if (p->combining_class || p->decomp_seqindex != UINT16_MAX || p->comb_index != UINT16_MAX)
-            return false;
+        if (nfc_unsafe[cp >> 3] & (1u << (cp & 7))) return false;
     }
     return true;
 }
