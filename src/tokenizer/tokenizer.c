@@ -61,11 +61,15 @@ typedef struct added_token {
     bool special, lstrip, rstrip, single_word, normalized;
 } added_token;
 
-typedef struct merge_slot {
-    uint64_t key; /* (left << 32) | right, UINT64_MAX = empty */
-    uint32_t rank;
-    int32_t id;
-} merge_slot;
+/* Merge table slot, 8 bytes so the whole table stays small (cache): left id (20 bits),
+ * right id (20 bits), rank (24 bits); MERGE_EMPTY marks a free slot. The merged id is
+ * merge_id[rank]. */
+#define MERGE_ID_BITS   20
+#define MERGE_MAX_ID    ((1 << MERGE_ID_BITS) - 2)
+#define MERGE_MAX_RANK  ((1u << 24) - 1)
+#define MERGE_PAIR_MASK ((1ull << (2 * MERGE_ID_BITS)) - 1)
+#define MERGE_EMPTY     UINT64_MAX
+typedef uint64_t merge_slot;
 
 struct ragd_tokenizer {
     int32_t n_ids;     /* max id + 1 */
@@ -80,6 +84,7 @@ struct ragd_tokenizer {
     size_t vmap_cap;
     /* merges */
     merge_slot *merges;
+    int32_t *merge_id; /* per rank */
     size_t merges_cap;
     size_t n_merges;
     int32_t byte_id[256];
@@ -208,13 +213,19 @@ static void vmap_insert(ragd_tokenizer *t, int32_t id) {
     t->vmap[i] = id;
 }
 
-static const merge_slot *merge_find(const ragd_tokenizer *t, int32_t a, int32_t b) {
-    uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
-    size_t mask = t->merges_cap - 1, i = hash_u64(key) & mask;
+static inline uint64_t merge_pair(int32_t a, int32_t b) {
+    return (uint64_t)(uint32_t)a | ((uint64_t)(uint32_t)b << MERGE_ID_BITS);
+}
+
+/* Rank of the merge (a, b), or -1. */
+static inline int64_t merge_find(const ragd_tokenizer *t, int32_t a, int32_t b) {
+    uint64_t pair = merge_pair(a, b);
+    size_t mask = t->merges_cap - 1, i = hash_u64(pair) & mask;
     for (;;) {
-        const merge_slot *s = &t->merges[i];
-        if (s->key == key) return s;
-        if (s->key == UINT64_MAX) return NULL;
+        merge_slot s = t->merges[i];
+        if ((s & MERGE_PAIR_MASK) == pair && s != MERGE_EMPTY)
+            return (int64_t)(s >> (2 * MERGE_ID_BITS));
+        if (s == MERGE_EMPTY) return -1;
         i = (i + 1) & mask;
     }
 }
@@ -414,10 +425,15 @@ static int set_token(ragd_tokenizer *t, int32_t id, const char *s, size_t n) {
 
 static int load_merges(ragd_tokenizer *t, const cJSON *merges, ragd_err *err) {
     size_t n = (size_t)cJSON_GetArraySize(merges);
+    if (n > MERGE_MAX_RANK || t->n_ids > MERGE_MAX_ID)
+        return ragd_err_set(err, RAGD_EUNSUPPORTED,
+                            "tokenizer.json: %zu merges / %d ids is too large", n, t->n_ids);
     t->merges_cap = pow2_at_least(n * 2 + 16);
     t->merges = malloc(t->merges_cap * sizeof *t->merges);
-    if (!t->merges) return ragd_err_set(err, RAGD_ENOMEM, "out of memory for merges");
-    for (size_t i = 0; i < t->merges_cap; i++) t->merges[i].key = UINT64_MAX;
+    t->merge_id = malloc((n + 1) * sizeof *t->merge_id);
+    if (!t->merges || !t->merge_id)
+        return ragd_err_set(err, RAGD_ENOMEM, "out of memory for merges");
+    for (size_t i = 0; i < t->merges_cap; i++) t->merges[i] = MERGE_EMPTY;
     ragd_buf cat = {0};
     uint32_t rank = 0;
     const cJSON *it;
@@ -461,13 +477,13 @@ static int load_merges(ragd_tokenizer *t, const cJSON *merges, ragd_err *err) {
                               rank, (int)la, a, (int)lb, b);
             break;
         }
-        uint64_t key = ((uint64_t)(uint32_t)ia << 32) | (uint32_t)ib;
-        size_t mask = t->merges_cap - 1, j = hash_u64(key) & mask;
-        while (t->merges[j].key != UINT64_MAX && t->merges[j].key != key) j = (j + 1) & mask;
-        if (t->merges[j].key == UINT64_MAX) { /* the first (lowest rank) occurrence wins */
-            t->merges[j].key = key;
-            t->merges[j].rank = rank;
-            t->merges[j].id = ic;
+        uint64_t pair = merge_pair(ia, ib);
+        size_t mask = t->merges_cap - 1, j = hash_u64(pair) & mask;
+        while (t->merges[j] != MERGE_EMPTY && (t->merges[j] & MERGE_PAIR_MASK) != pair)
+            j = (j + 1) & mask;
+        t->merge_id[rank] = ic;
+        if (t->merges[j] == MERGE_EMPTY) { /* the first (lowest rank) occurrence wins */
+            t->merges[j] = pair | ((uint64_t)rank << (2 * MERGE_ID_BITS));
             t->n_merges++;
         }
         rank++;
@@ -723,6 +739,7 @@ void ragd_tokenizer_destroy(ragd_tokenizer *t) {
     free(t->dec_off);
     free(t->vmap);
     free(t->merges);
+    free(t->merge_id);
     for (size_t i = 0; i < t->n_added; i++) free(t->added[i].content);
     free(t->added);
     if (t->re) pcre2_code_free(t->re);
@@ -831,8 +848,8 @@ static void try_pair(enc_ctx *c, int32_t pos) {
     sym *s = c->syms.data;
     int32_t nx = s[pos].next;
     if (nx < 0) return;
-    const merge_slot *m = merge_find(c->t, s[pos].id, s[nx].id);
-    if (m) heap_push(c, (hent){m->rank, pos, s[pos].id, s[nx].id, m->id});
+    int64_t r = merge_find(c->t, s[pos].id, s[nx].id);
+    if (r >= 0) heap_push(c, (hent){(uint32_t)r, pos, s[pos].id, s[nx].id, c->t->merge_id[r]});
 }
 
 /* BPE over the bytes of one pre-tokenized word. */
