@@ -1,5 +1,6 @@
 /* Tokenizer: golden ids and decodes for the real Qwen2.5 tokenizer, streaming detokenizer,
  * invalid input, and small hand-built tokenizer.json files for the format variants. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -376,6 +377,88 @@ static void test_mini_added_flags(void **state) {
     ragd_tokenizer_destroy(t);
 }
 
+/* tokenizer_config.json: special tokens as strings or AddedToken objects, a list of named
+ * chat templates, and no config at all. */
+static void test_config_forms(void **state) {
+    (void)state;
+    const char *added = "{\"id\":300,\"content\":\"<s>\",\"special\":true,\"normalized\":false},"
+                        "{\"id\":301,\"content\":\"</s>\",\"special\":true,\"normalized\":false}";
+    char *js = mini_json(false, added);
+    char *dir = tu_tmpdir();
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    ragd_err err = {0};
+    assert_int_equal(ragd_write_file(path, js, strlen(js), &err), 0);
+    free(js);
+    ragd_tokenizer *t;
+    assert_int_equal(ragd_tokenizer_load(dir, &t, &err), 0);
+    assert_int_equal(ragd_tokenizer_eos_id(t), -1);
+    assert_null(ragd_tokenizer_chat_template(t));
+    ragd_tokenizer_destroy(t);
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    const char *cfg = "{\"bos_token\":\"<s>\",\"eos_token\":{\"__type\":\"AddedToken\","
+                      "\"content\":\"</s>\",\"special\":true},\"pad_token\":null,"
+                      "\"chat_template\":[{\"name\":\"tool_use\",\"template\":\"x\"},"
+                      "{\"name\":\"default\",\"template\":\"T\"}]}";
+    assert_int_equal(ragd_write_file(path, cfg, strlen(cfg), &err), 0);
+    assert_int_equal(ragd_tokenizer_load(dir, &t, &err), 0);
+    assert_int_equal(ragd_tokenizer_bos_id(t), 300);
+    assert_int_equal(ragd_tokenizer_eos_id(t), 301);
+    assert_int_equal(ragd_tokenizer_pad_id(t), -1);
+    assert_string_equal(ragd_tokenizer_chat_template(t), "T");
+    ragd_tokenizer_destroy(t);
+    assert_int_equal(ragd_write_file(path, "{oops", 5, &err), 0);
+    assert_int_equal(ragd_tokenizer_load(dir, &t, &err), RAGD_EFORMAT);
+    assert_null(t);
+    assert_non_null(strstr(err.msg, "tokenizer_config.json"));
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* A loaded tokenizer is shared by threads: concurrent encodes give the reference ids. */
+typedef struct conc_arg {
+    const cJSON *cases;
+    int first, bad;
+} conc_arg;
+
+static void *conc_worker(void *p) {
+    conc_arg *a = p;
+    for (int i = a->first; i < cJSON_GetArraySize(a->cases); i += 2) {
+        const cJSON *c = cJSON_GetArrayItem(a->cases, i);
+        const char *text = cJSON_GetObjectItem(c, "text")->valuestring;
+        const cJSON *ref = cJSON_GetObjectItem(c, "ids");
+        int32_t *ids;
+        size_t n;
+        ragd_err err = {0};
+        if (ragd_tokenizer_encode(qwen, text, strlen(text), &ids, &n, &err) != 0 ||
+            n != (size_t)cJSON_GetArraySize(ref)) {
+            a->bad++;
+            continue;
+        }
+        for (size_t k = 0; k < n; k++)
+            if (ids[k] != (int32_t)cJSON_GetArrayItem(ref, (int)k)->valuedouble) a->bad++;
+        free(ids);
+    }
+    return NULL;
+}
+
+static void test_concurrent(void **state) {
+    (void)state;
+    REQUIRE_QWEN();
+    char *path = tu_shared("golden/qwen2_tokenizer_public.json");
+    cJSON *cases = tu_load_json(path);
+    free(path);
+    conc_arg a[2] = {{cases, 0, 0}, {cases, 1, 0}};
+    pthread_t th[2];
+    for (int r = 0; r < 3; r++) {
+        for (int k = 0; k < 2; k++)
+            assert_int_equal(pthread_create(&th[k], NULL, conc_worker, &a[k]), 0);
+        for (int k = 0; k < 2; k++) pthread_join(th[k], NULL);
+    }
+    assert_int_equal(a[0].bad + a[1].bad, 0);
+    cJSON_Delete(cases);
+}
+
 static void test_bad_json(void **state) {
     (void)state;
     static const char *bad[] = {
@@ -415,6 +498,8 @@ int main(void) {
         cmocka_unit_test(test_nfc_sweep),
         cmocka_unit_test(test_mini_formats),
         cmocka_unit_test(test_mini_added_flags),
+        cmocka_unit_test(test_config_forms),
+        cmocka_unit_test(test_concurrent),
         cmocka_unit_test(test_bad_json),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
