@@ -647,6 +647,10 @@ static int load_json(ragd_tokenizer *t, const cJSON *root, ragd_err *err) {
         if (cJSON_IsNumber(idj) && idj->valuedouble <= 1e8 && idj->valuedouble > max_id)
             max_id = idj->valuedouble;
     }
+    if (max_id >= MERGE_MAX_ID) /* also bounds what a corrupt file can make us allocate */
+        return ragd_err_set(err, RAGD_EUNSUPPORTED,
+                            "tokenizer.json: token id %.0f too large (limit %d)", max_id,
+                            MERGE_MAX_ID - 1);
     t->n_ids = (int32_t)max_id + 1;
     t->tok_str = calloc((size_t)t->n_ids + 1, sizeof *t->tok_str);
     t->tok_len = calloc((size_t)t->n_ids + 1, sizeof *t->tok_len);
