@@ -88,6 +88,8 @@ struct ragd_tokenizer {
     size_t merges_cap;
     size_t n_merges;
     int32_t byte_id[256];
+    uint32_t cp_of_byte[256]; /* ByteLevel alphabet */
+    uint32_t *byte_pair_rank; /* [a << 8 | b]: rank of merging the symbols of bytes a, b */
     bool ignore_merges;
     /* added tokens, split into raw-text and normalized-text sets */
     added_token *added;
@@ -99,6 +101,7 @@ struct ragd_tokenizer {
     pcre2_code *re;
     int split_behavior;
     bool prefix_space;
+    bool re_jit; /* JIT code available: use pcre2_jit_match (no per-call option checks) */
     /* tokenizer_config.json */
     int32_t eos, pad, bos;
     char *chat_template;
@@ -306,9 +309,8 @@ static int compile_regex(ragd_tokenizer *t, const char *pat, ragd_err *err) {
         return ragd_err_set(err, RAGD_EFORMAT, "pre-tokenizer regex /%s/ rejected by PCRE2: %s",
                             pat, (const char *)msg);
     }
-    if (pcre2_jit_compile(t->re, PCRE2_JIT_COMPLETE) != 0) {
-        /* JIT unavailable (e.g. no executable memory): the interpreter gives the same results */
-    }
+    /* Without JIT (e.g. no executable memory) the interpreter gives the same results. */
+    t->re_jit = pcre2_jit_compile(t->re, PCRE2_JIT_COMPLETE) == 0;
     return RAGD_OK;
 }
 
@@ -425,10 +427,10 @@ static int set_token(ragd_tokenizer *t, int32_t id, const char *s, size_t n) {
 
 static int load_merges(ragd_tokenizer *t, const cJSON *merges, ragd_err *err) {
     size_t n = (size_t)cJSON_GetArraySize(merges);
-    if (n > MERGE_MAX_RANK || t->n_ids > MERGE_MAX_ID)
+    if (n >= MERGE_MAX_RANK || t->n_ids > MERGE_MAX_ID)
         return ragd_err_set(err, RAGD_EUNSUPPORTED,
                             "tokenizer.json: %zu merges / %d ids is too large", n, t->n_ids);
-    t->merges_cap = pow2_at_least(n * 2 + 16);
+    t->merges_cap = pow2_at_least(n + n / 4 + 16); /* load <= 0.8: 8-byte slots, few lines */
     t->merges = malloc(t->merges_cap * sizeof *t->merges);
     t->merge_id = malloc((n + 1) * sizeof *t->merge_id);
     if (!t->merges || !t->merge_id)
@@ -529,7 +531,7 @@ static int load_added(ragd_tokenizer *t, const cJSON *arr, ragd_err *err) {
 }
 
 static int build_decode_table(ragd_tokenizer *t, ragd_err *err) {
-    uint32_t cp_of_byte[256];
+    uint32_t *cp_of_byte = t->cp_of_byte;
     int16_t inv[BYTE_LEVEL_CPS];
     byte_level_table(cp_of_byte);
     byte_level_inverse(cp_of_byte, inv);
@@ -686,6 +688,13 @@ static int load_json(ragd_tokenizer *t, const cJSON *root, ragd_err *err) {
             return ragd_err_set(
                 err, RAGD_EFORMAT,
                 "tokenizer.json: vocabulary lacks the ByteLevel symbol of byte 0x%02x", b);
+    t->byte_pair_rank = malloc(65536 * sizeof *t->byte_pair_rank);
+    if (!t->byte_pair_rank) return ragd_err_set(err, RAGD_ENOMEM, "out of memory");
+    for (int a = 0; a < 256; a++)
+        for (int b = 0; b < 256; b++) {
+            int64_t r = merge_find(t, t->byte_id[a], t->byte_id[b]);
+            t->byte_pair_rank[a << 8 | b] = r < 0 ? UINT32_MAX : (uint32_t)r;
+        }
     return RAGD_OK;
 }
 
@@ -744,6 +753,7 @@ void ragd_tokenizer_destroy(ragd_tokenizer *t) {
     free(t->vmap);
     free(t->merges);
     free(t->merge_id);
+    free(t->byte_pair_rank);
     for (size_t i = 0; i < t->n_added; i++) free(t->added[i].content);
     free(t->added);
     if (t->re) pcre2_code_free(t->re);
@@ -848,12 +858,52 @@ static hent heap_pop(enc_ctx *c) {
     return top;
 }
 
+static inline uint32_t pair_rank(enc_ctx *c, int32_t a, int32_t b);
+
 static void try_pair(enc_ctx *c, int32_t pos) {
     sym *s = c->syms.data;
     int32_t nx = s[pos].next;
     if (nx < 0) return;
-    int64_t r = merge_find(c->t, s[pos].id, s[nx].id);
-    if (r >= 0) heap_push(c, (hent){(uint32_t)r, pos, s[pos].id, s[nx].id, c->t->merge_id[r]});
+    uint32_t r = pair_rank(c, s[pos].id, s[nx].id);
+    if (r != UINT32_MAX) heap_push(c, (hent){r, pos, s[pos].id, s[nx].id, c->t->merge_id[r]});
+}
+
+/* Short words: a linear scan for the lowest-rank pair beats heap bookkeeping. Same order
+ * as the heap (lowest rank, then leftmost). */
+#define SMALL_WORD 48
+
+static inline uint32_t pair_rank(enc_ctx *c, int32_t a, int32_t b) {
+    int64_t r = merge_find(c->t, a, b);
+    return r < 0 ? UINT32_MAX : (uint32_t)r;
+}
+
+static int bpe_small(enc_ctx *c, const unsigned char *w, size_t n) {
+    const ragd_tokenizer *t = c->t;
+    int32_t ids[SMALL_WORD];
+    uint32_t rk[SMALL_WORD];
+    size_t m = n;
+    for (size_t i = 0; i < n; i++) ids[i] = t->byte_id[w[i]];
+    for (size_t i = 0; i + 1 < m; i++) rk[i] = t->byte_pair_rank[(size_t)w[i] << 8 | w[i + 1]];
+    for (;;) {
+        uint32_t best = UINT32_MAX;
+        size_t bi = 0;
+        for (size_t i = 0; i + 1 < m; i++)
+            if (rk[i] < best) {
+                best = rk[i];
+                bi = i;
+            }
+        if (best == UINT32_MAX) break;
+        ids[bi] = t->merge_id[best];
+        memmove(&ids[bi + 1], &ids[bi + 2], (m - bi - 2) * sizeof ids[0]);
+        memmove(&rk[bi], &rk[bi + 1], (m - bi - 2) * sizeof rk[0]);
+        m--;
+        if (bi > 0) rk[bi - 1] = pair_rank(c, ids[bi - 1], ids[bi]);
+        if (bi + 1 < m) rk[bi] = pair_rank(c, ids[bi], ids[bi + 1]);
+    }
+    if (RAGD_VEC_RESERVE(c->out, c->out->len + m)) return RAGD_ENOMEM;
+    memcpy(c->out->data + c->out->len, ids, m * sizeof ids[0]);
+    c->out->len += m;
+    return RAGD_OK;
 }
 
 /* BPE over the bytes of one pre-tokenized word. */
@@ -862,17 +912,16 @@ static int bpe_word(enc_ctx *c, const unsigned char *w, size_t n) {
     if (n == 0) return RAGD_OK;
     if (n == 1) return RAGD_VEC_PUSH(c->out, t->byte_id[w[0]]);
     if (t->ignore_merges) { /* whole word in the vocabulary: take it as is */
-        uint32_t cpb[256];
-        byte_level_table(cpb);
         ragd_buf_clear(&c->tmp);
         for (size_t i = 0; i < n; i++) {
             char u[4];
-            int k = ragd_utf8_encode(cpb[w[i]], u);
+            int k = ragd_utf8_encode(t->cp_of_byte[w[i]], u);
             if (ragd_buf_append(&c->tmp, u, (size_t)k)) return RAGD_ENOMEM;
         }
         int32_t id = vmap_find(t, c->tmp.data, c->tmp.len);
         if (id >= 0) return RAGD_VEC_PUSH(c->out, id);
     }
+    if (n <= SMALL_WORD) return bpe_small(c, w, n);
     if (RAGD_VEC_RESERVE(&c->syms, n) || RAGD_VEC_RESERVE(&c->heap, 2 * n + 2)) return RAGD_ENOMEM;
     sym *s = c->syms.data;
     for (size_t i = 0; i < n; i++)
@@ -919,7 +968,9 @@ static int pretokenize(enc_ctx *c, const char *s, size_t n, ragd_err *err) {
     if (!t->re) return word(c, s, n);
     size_t pos = 0, last = 0;
     while (pos <= n) {
-        int rc = pcre2_match(t->re, (PCRE2_SPTR)s, n, pos, PCRE2_NO_UTF_CHECK, c->md, c->mctx);
+        int rc = t->re_jit ? pcre2_jit_match(t->re, (PCRE2_SPTR)s, n, pos, 0, c->md, c->mctx)
+                           : pcre2_match(t->re, (PCRE2_SPTR)s, n, pos, PCRE2_NO_UTF_CHECK, c->md,
+                                         c->mctx);
         if (rc == PCRE2_ERROR_JIT_STACKLIMIT && !c->jstack) {
             c->jstack = pcre2_jit_stack_create(64 * 1024, 64 * 1024 * 1024, NULL);
             c->mctx = pcre2_match_context_create(NULL);
