@@ -12,8 +12,8 @@ static int bind(const ragd_st *st, const char *name, int ndim, int64_t d0, int64
     ragd_dtype dt = (*out)->dtype;
     if (dt != RAGD_DT_F32 && dt != RAGD_DT_F16 && dt != RAGD_DT_BF16)
         return ragd_err_set(err, RAGD_EUNSUPPORTED,
-                            "%s: tensor %s has dtype %s (supported: F32, F16, BF16)",
-                            (*out)->file, name, ragd_dtype_name(dt));
+                            "%s: tensor %s has dtype %s (supported: F32, F16, BF16)", (*out)->file,
+                            name, ragd_dtype_name(dt));
     return RAGD_OK;
 }
 

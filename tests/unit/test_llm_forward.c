@@ -120,8 +120,9 @@ static void check_model(const char *model, const char *golden) {
                         for (int q = 0; q < k; q++)
                             if ((int)cJSON_GetArrayItem(ti, q)->valuedouble == v) listed = 1;
                         if (!listed)
-                            fail_msg("%s case %d pos %d: token %d (%.6f) above the reference top-%d",
-                                     model, ci, p0 + j, v, row[v], k);
+                            fail_msg(
+                                "%s case %d pos %d: token %d (%.6f) above the reference top-%d",
+                                model, ci, p0 + j, v, row[v], k);
                     }
             }
         }
@@ -156,7 +157,8 @@ static void check_model(const char *model, const char *golden) {
             double margin = cJSON_GetArrayItem(gm, s)->valuedouble;
             if (margin < 1e-3) break; /* either token is a correct answer from here on */
             int got = argmax(row, V);
-            if (got != ref) fail_msg("%s case %d greedy step %d: %d, reference %d", model, ci, s, got, ref);
+            if (got != ref)
+                fail_msg("%s case %d greedy step %d: %d, reference %d", model, ci, s, got, ref);
             double lp = log_softmax_at(row, V, got);
             double rlp = cJSON_GetArrayItem(glp, s)->valuedouble;
             if (!close_enough(lp, rlp))
@@ -174,8 +176,8 @@ static void check_model(const char *model, const char *golden) {
         checked++;
         if (n >= 600) long_checked++;
     }
-    print_message("%s: %d cases (%d long), %d greedy steps checked\n", model, checked,
-                  long_checked, greedy_steps);
+    print_message("%s: %d cases (%d long), %d greedy steps checked\n", model, checked, long_checked,
+                  greedy_steps);
     assert_true(checked >= (sanitized() ? 10 : n_cases));
     assert_true(long_checked >= 1);
     free(logits);
@@ -228,8 +230,8 @@ static void check_paged(const char *model) {
             fwd(be, toks + p, m, p, bt_b, 5, 1, got);
             for (int j = 0; j < m; j++)
                 if (memcmp(got + (size_t)j * V, ref + (size_t)(p + j) * V, sizeof(float) * V))
-                    fail_msg("%s: chunk plan %zu: position %d differs from one-shot prefill",
-                             model, c, p + j);
+                    fail_msg("%s: chunk plan %zu: position %d differs from one-shot prefill", model,
+                             c, p + j);
             p += m;
         }
         assert_int_equal(p, N);
@@ -240,11 +242,23 @@ static void check_paged(const char *model) {
     fwd(be, other, 40, 0, bt_o2, 5, 0, got);
     fwd(be, toks, 50, 0, bt_b, 5, 0, got);
     ragd_batch_seq s[3] = {
-        {.tokens = other + 30, .n_new = 10, .n_past = 30, .block_table = bt_o1, .n_blocks = 5,
+        {.tokens = other + 30,
+         .n_new = 10,
+         .n_past = 30,
+         .block_table = bt_o1,
+         .n_blocks = 5,
          .want_logits = true},
-        {.tokens = toks + 50, .n_new = 20, .n_past = 50, .block_table = bt_b, .n_blocks = 5,
+        {.tokens = toks + 50,
+         .n_new = 20,
+         .n_past = 50,
+         .block_table = bt_b,
+         .n_blocks = 5,
          .want_all_logits = true},
-        {.tokens = other + 40, .n_new = 1, .n_past = 40, .block_table = bt_o2, .n_blocks = 5,
+        {.tokens = other + 40,
+         .n_new = 1,
+         .n_past = 40,
+         .block_table = bt_o2,
+         .n_blocks = 5,
          .want_logits = true},
     };
     ragd_batch b = {3, s};
@@ -262,16 +276,16 @@ static void check_paged(const char *model) {
             fail_msg("%s: after copy_blocks position %d differs", model, 48 + j);
     /* contract violations are errors, not crashes */
     int32_t bad_bt[5] = {0, 1, 2, 3, 999};
-    ragd_batch_seq bs1 = {.tokens = toks, .n_new = N, .block_table = bad_bt, .n_blocks = 5,
-                          .want_logits = true};
+    ragd_batch_seq bs1 = {
+        .tokens = toks, .n_new = N, .block_table = bad_bt, .n_blocks = 5, .want_logits = true};
     ragd_batch bb = {1, &bs1};
     assert_int_equal(be->ops->forward(be, &bb, got, &e), RAGD_EINVAL);
     bs1.block_table = bt_a;
     bs1.n_blocks = 2;
     assert_int_equal(be->ops->forward(be, &bb, got, &e), RAGD_EINVAL);
     int32_t badtok = V;
-    ragd_batch_seq bs2 = {.tokens = &badtok, .n_new = 1, .block_table = bt_a, .n_blocks = 5,
-                          .want_logits = true};
+    ragd_batch_seq bs2 = {
+        .tokens = &badtok, .n_new = 1, .block_table = bt_a, .n_blocks = 5, .want_logits = true};
     bb.seqs = &bs2;
     assert_int_equal(be->ops->forward(be, &bb, got, &e), RAGD_EINVAL);
     assert_non_null(strstr(e.msg, "out of range"));

@@ -98,8 +98,8 @@ static void mm_task(void *vctx, size_t i, int tid) {
         ragd_k_matmul_rows_bf16(c->Xb, c->ldxb, t0, t1, c->L->w, c->L->cols, r0, r1, c->L->bias,
                                 c->Y, c->ldy, c->accumulate);
     else
-        ragd_k_matmul_rows(c->X, c->ldx, t0, t1, c->L->w, c->L->dt, c->L->cols, r0, r1,
-                           c->L->bias, c->Y, c->ldy, c->accumulate);
+        ragd_k_matmul_rows(c->X, c->ldx, t0, t1, c->L->w, c->L->dt, c->L->cols, r0, r1, c->L->bias,
+                           c->Y, c->ldy, c->accumulate);
 }
 
 typedef struct cvt_ctx {
@@ -226,7 +226,8 @@ static void attn_task(void *vctx, size_t i, int tid) {
     for (int j = 0; j < n; j++) {
         const float *kp =
             kv_k(m, c->layer, s->block_table[(size_t)j / bs], (int)((size_t)j % bs), kvd) + g * hd;
-        for (int r = 0; r < rep; r++) sc[(size_t)r * n + j] = ragd_k_dot(q + r * hd, kp, hd) * scale;
+        for (int r = 0; r < rep; r++)
+            sc[(size_t)r * n + j] = ragd_k_dot(q + r * hd, kp, hd) * scale;
     }
     float *out = m->att + (size_t)t * qd + (size_t)g * rep * hd;
     for (int r = 0; r < rep; r++) {
@@ -239,9 +240,9 @@ static void attn_task(void *vctx, size_t i, int tid) {
         memset(out + r * hd, 0, (size_t)hd * 4);
     }
     for (int j = 0; j < n; j++) {
-        const float *vp = kv_k(m, c->layer, s->block_table[(size_t)j / bs], (int)((size_t)j % bs),
-                               kvd) +
-                          bs * kvd + g * hd;
+        const float *vp =
+            kv_k(m, c->layer, s->block_table[(size_t)j / bs], (int)((size_t)j % bs), kvd) +
+            bs * kvd + g * hd;
         for (int r = 0; r < rep; r++) ragd_k_axpy(out + r * hd, sc[(size_t)r * n + j], vp, hd);
     }
 }
@@ -519,7 +520,8 @@ int ragd_cpu_backend_create(const char *model_dir, ragd_pool *pool, ragd_backend
         }
         if ((rc = lin_from(&L->q, W->q, W->q_bias, err)) ||
             (rc = lin_from(&L->k, W->k, W->k_bias, err)) ||
-            (rc = lin_from(&L->v, W->v, W->v_bias, err)) || (rc = lin_from(&L->o, W->o, NULL, err)) ||
+            (rc = lin_from(&L->v, W->v, W->v_bias, err)) ||
+            (rc = lin_from(&L->o, W->o, NULL, err)) ||
             (rc = lin_from(&L->gate, W->gate, NULL, err)) ||
             (rc = lin_from(&L->up, W->up, NULL, err)) ||
             (rc = lin_from(&L->down, W->down, NULL, err)))

@@ -14,8 +14,7 @@
 
 /* e^x for x <= 0 mostly (softmax, silu); ~1 ulp over the f32 range. */
 FORCE_INLINE __m512 exp512(__m512 x) {
-    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.3762626647949f)),
-                      _mm512_set1_ps(-103.0f));
+    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.3762626647949f)), _mm512_set1_ps(-103.0f));
     __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
@@ -57,7 +56,8 @@ FORCE_INLINE __m512 ldw_mask(const void *w, ragd_dtype dt, size_t off, __mmask16
 
 /* nr rows x nt tokens block; every (row, token) accumulates in k order in its own register. */
 FORCE_INLINE void kern(int nr, int nt, const float *X, size_t ldx, const void *W, ragd_dtype dt,
-                       size_t ldw_, int K, const float *bias, float *Y, size_t ldy, int accumulate) {
+                       size_t ldw_, int K, const float *bias, float *Y, size_t ldy,
+                       int accumulate) {
     __m512 acc[8][4];
     for (int i = 0; i < nr; i++)
         for (int j = 0; j < nt; j++) acc[i][j] = _mm512_setzero_ps();
@@ -88,9 +88,8 @@ FORCE_INLINE void kern(int nr, int nt, const float *X, size_t ldx, const void *W
         }
 }
 
-FORCE_INLINE void rows_dt(ragd_dtype dt, const float *X, size_t ldx, int t0, int t1,
-                          const void *W, int K, int r0, int r1, const float *bias, float *Y,
-                          size_t ldy, int acc) {
+FORCE_INLINE void rows_dt(ragd_dtype dt, const float *X, size_t ldx, int t0, int t1, const void *W,
+                          int K, int r0, int r1, const float *bias, float *Y, size_t ldy, int acc) {
     size_t es = dt == RAGD_DT_F32 ? 4 : 2;
     const char *Wb = W;
     if (t1 - t0 == 1) {
@@ -112,11 +111,11 @@ FORCE_INLINE void rows_dt(ragd_dtype dt, const float *X, size_t ldx, int t0, int
         int t = t0;
         if (nr == 4) {
             for (; t + 4 <= t1; t += 4)
-                kern(4, 4, X + (size_t)t * ldx, ldx, wr, dt, (size_t)K, K, br, Y + (size_t)t * ldy + r,
-                     ldy, acc);
+                kern(4, 4, X + (size_t)t * ldx, ldx, wr, dt, (size_t)K, K, br,
+                     Y + (size_t)t * ldy + r, ldy, acc);
             for (; t < t1; t++)
-                kern(4, 1, X + (size_t)t * ldx, ldx, wr, dt, (size_t)K, K, br, Y + (size_t)t * ldy + r,
-                     ldy, acc);
+                kern(4, 1, X + (size_t)t * ldx, ldx, wr, dt, (size_t)K, K, br,
+                     Y + (size_t)t * ldy + r, ldy, acc);
         } else {
             for (; t < t1; t++)
                 for (int i = 0; i < nr; i++)
@@ -149,8 +148,8 @@ float ragd_k_dot(const float *a, const float *b, int n) {
         acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + k), _mm512_loadu_ps(b + k), acc);
     if (k < n) {
         __mmask16 m = (__mmask16)((1u << (n - k)) - 1u);
-        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + k), _mm512_maskz_loadu_ps(m, b + k),
-                              acc);
+        acc =
+            _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + k), _mm512_maskz_loadu_ps(m, b + k), acc);
     }
     return _mm512_reduce_add_ps(acc);
 }
