@@ -56,7 +56,8 @@ static int parse_ids(const char *s, int32_t **out, int *n) {
         ids[m++] = (int32_t)v;
         s = end;
         while (*s == ' ') s++;
-        if (*s == ',') s++;
+        if (*s == ',')
+            s++;
         else if (*s) {
             free(ids);
             return -1;
@@ -102,34 +103,52 @@ static int on_token(void *ud, int32_t tok, float lp) {
 
 static int run_generate(int argc, char **argv) {
     enum {
-        O_MODEL = 1000, O_PROMPT, O_CHAT, O_IDS, O_MAX, O_MIN, O_TEMP, O_TOPK, O_TOPP, O_MINP,
-        O_REP, O_PRES, O_FREQ, O_SEED, O_BEAMS, O_LP, O_ES, O_IGN, O_THREADS, O_BF16, O_JSON,
+        O_MODEL = 1000,
+        O_PROMPT,
+        O_CHAT,
+        O_IDS,
+        O_MAX,
+        O_MIN,
+        O_TEMP,
+        O_TOPK,
+        O_TOPP,
+        O_MINP,
+        O_REP,
+        O_PRES,
+        O_FREQ,
+        O_SEED,
+        O_BEAMS,
+        O_LP,
+        O_ES,
+        O_IGN,
+        O_THREADS,
+        O_BF16,
+        O_JSON,
         O_HELP
     };
-    static const struct option opts[] = {
-        {"model", required_argument, 0, O_MODEL},
-        {"prompt", required_argument, 0, O_PROMPT},
-        {"chat", required_argument, 0, O_CHAT},
-        {"ids", required_argument, 0, O_IDS},
-        {"max-tokens", required_argument, 0, O_MAX},
-        {"min-tokens", required_argument, 0, O_MIN},
-        {"temperature", required_argument, 0, O_TEMP},
-        {"top-k", required_argument, 0, O_TOPK},
-        {"top-p", required_argument, 0, O_TOPP},
-        {"min-p", required_argument, 0, O_MINP},
-        {"repetition-penalty", required_argument, 0, O_REP},
-        {"presence-penalty", required_argument, 0, O_PRES},
-        {"frequency-penalty", required_argument, 0, O_FREQ},
-        {"seed", required_argument, 0, O_SEED},
-        {"num-beams", required_argument, 0, O_BEAMS},
-        {"length-penalty", required_argument, 0, O_LP},
-        {"early-stopping", required_argument, 0, O_ES},
-        {"ignore-eos", no_argument, 0, O_IGN},
-        {"threads", required_argument, 0, O_THREADS},
-        {"bf16-prefill", no_argument, 0, O_BF16},
-        {"json", no_argument, 0, O_JSON},
-        {"help", no_argument, 0, O_HELP},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"model", required_argument, 0, O_MODEL},
+                                         {"prompt", required_argument, 0, O_PROMPT},
+                                         {"chat", required_argument, 0, O_CHAT},
+                                         {"ids", required_argument, 0, O_IDS},
+                                         {"max-tokens", required_argument, 0, O_MAX},
+                                         {"min-tokens", required_argument, 0, O_MIN},
+                                         {"temperature", required_argument, 0, O_TEMP},
+                                         {"top-k", required_argument, 0, O_TOPK},
+                                         {"top-p", required_argument, 0, O_TOPP},
+                                         {"min-p", required_argument, 0, O_MINP},
+                                         {"repetition-penalty", required_argument, 0, O_REP},
+                                         {"presence-penalty", required_argument, 0, O_PRES},
+                                         {"frequency-penalty", required_argument, 0, O_FREQ},
+                                         {"seed", required_argument, 0, O_SEED},
+                                         {"num-beams", required_argument, 0, O_BEAMS},
+                                         {"length-penalty", required_argument, 0, O_LP},
+                                         {"early-stopping", required_argument, 0, O_ES},
+                                         {"ignore-eos", no_argument, 0, O_IGN},
+                                         {"threads", required_argument, 0, O_THREADS},
+                                         {"bf16-prefill", no_argument, 0, O_BF16},
+                                         {"json", no_argument, 0, O_JSON},
+                                         {"help", no_argument, 0, O_HELP},
+                                         {0, 0, 0, 0}};
     const char *model = NULL, *prompt = NULL, *chat = NULL, *ids_arg = NULL;
     ragd_gen_params gp;
     ragd_gen_defaults(&gp);
@@ -142,10 +161,18 @@ static int run_generate(int argc, char **argv) {
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-            case O_MODEL: model = optarg; break;
-            case O_PROMPT: prompt = optarg; break;
-            case O_CHAT: chat = optarg; break;
-            case O_IDS: ids_arg = optarg; break;
+            case O_MODEL:
+                model = optarg;
+                break;
+            case O_PROMPT:
+                prompt = optarg;
+                break;
+            case O_CHAT:
+                chat = optarg;
+                break;
+            case O_IDS:
+                ids_arg = optarg;
+                break;
             case O_MAX:
                 if (num_arg("--max-tokens", optarg, 1, 1e7, &d)) return 2;
                 gp.max_tokens = (int)d;
@@ -196,23 +223,37 @@ static int run_generate(int argc, char **argv) {
                 gp.length_penalty = (float)d;
                 break;
             case O_ES:
-                if (!strcmp(optarg, "true")) gp.early_stopping = 1;
-                else if (!strcmp(optarg, "false")) gp.early_stopping = 0;
-                else if (!strcmp(optarg, "never")) gp.early_stopping = -1;
+                if (!strcmp(optarg, "true"))
+                    gp.early_stopping = 1;
+                else if (!strcmp(optarg, "false"))
+                    gp.early_stopping = 0;
+                else if (!strcmp(optarg, "never"))
+                    gp.early_stopping = -1;
                 else {
-                    fprintf(stderr, "ragd generate: --early-stopping must be true, false or never\n");
+                    fprintf(stderr,
+                            "ragd generate: --early-stopping must be true, false or never\n");
                     return 2;
                 }
                 break;
-            case O_IGN: gp.ignore_eos = true; break;
+            case O_IGN:
+                gp.ignore_eos = true;
+                break;
             case O_THREADS:
                 if (num_arg("--threads", optarg, 1, 1024, &d)) return 2;
                 threads = (int)d;
                 break;
-            case O_BF16: bf16 = true; break;
-            case O_JSON: json = true; break;
-            case O_HELP: fputs(USAGE, stdout); return 0;
-            default: fputs(USAGE, stderr); return 2;
+            case O_BF16:
+                bf16 = true;
+                break;
+            case O_JSON:
+                json = true;
+                break;
+            case O_HELP:
+                fputs(USAGE, stdout);
+                return 0;
+            default:
+                fputs(USAGE, stderr);
+                return 2;
         }
     }
     if (optind < argc) {
@@ -272,7 +313,8 @@ static int run_generate(int argc, char **argv) {
     } else {
         printf("\n");
     }
-    fprintf(stderr, "prompt: %d tokens in %.3f s (%.1f tok/s); decode: %d tokens in %.3f s (%.1f tok/s)\n",
+    fprintf(stderr,
+            "prompt: %d tokens in %.3f s (%.1f tok/s); decode: %d tokens in %.3f s (%.1f tok/s)\n",
             n_ids, res.prefill_s, res.prefill_s > 0 ? n_ids / res.prefill_s : 0.0, res.n,
             res.decode_s, res.decode_s > 0 && res.n > 1 ? (res.n - 1) / res.decode_s : 0.0);
     ragd_gen_result_free(&res);

@@ -107,7 +107,8 @@ int ragd_beam_generate(ragd_backend *be, const int32_t *prompt, int n_prompt,
     float *nslp = malloc(sizeof(float) * (size_t)B * max_new);
     cand *cands = malloc(sizeof(cand) * (size_t)K * B);
     cand *picked = malloc(sizeof(cand) * (size_t)B);
-    int32_t *src = malloc(sizeof(int32_t) * (size_t)B * nbb), *dst = malloc(sizeof(int32_t) * (size_t)B * nbb);
+    int32_t *src = malloc(sizeof(int32_t) * (size_t)B * nbb),
+            *dst = malloc(sizeof(int32_t) * (size_t)B * nbb);
     int32_t *hist = malloc(sizeof(int32_t) * (size_t)(n_prompt + max_new));
     ragd_batch_seq *seqs = calloc((size_t)B, sizeof *seqs);
     int32_t *step_tok = malloc(sizeof(int32_t) * (size_t)B);
@@ -133,7 +134,7 @@ int ragd_beam_generate(ragd_backend *be, const int32_t *prompt, int n_prompt,
     }
     for (int i = 0; i < 2 * B * nbb; i++) bt[i] = i;
     int cur = 0;
-#define BT(set, b) (bt + ((size_t)(set) * B + (size_t)(b)) * nbb)
+#define BT(set, b) (bt + ((size_t)(set)*B + (size_t)(b)) * nbb)
     ragd_sampling_params sp;
     ragd_sampling_defaults(&sp);
     sp.temperature = 0;
@@ -144,8 +145,11 @@ int ragd_beam_generate(ragd_backend *be, const int32_t *prompt, int n_prompt,
     int chunk = p->prefill_chunk > 0 ? p->prefill_chunk : 512;
     for (int p0 = 0; p0 < n_prompt; p0 += chunk) {
         int m = n_prompt - p0 < chunk ? n_prompt - p0 : chunk;
-        ragd_batch_seq s = {.tokens = prompt + p0, .n_new = m, .n_past = p0,
-                            .block_table = BT(cur, 0), .n_blocks = nbb,
+        ragd_batch_seq s = {.tokens = prompt + p0,
+                            .n_new = m,
+                            .n_past = p0,
+                            .block_table = BT(cur, 0),
+                            .n_blocks = nbb,
                             .want_logits = p0 + m == n_prompt};
         ragd_batch b = {1, &s};
         if ((rc = be->ops->forward(be, &b, logits, err))) goto out;
@@ -159,7 +163,8 @@ int ragd_beam_generate(ragd_backend *be, const int32_t *prompt, int n_prompt,
     int32_t sup[RAGD_MAX_EOS + 64];
     int n_sup = 0;
     for (int i = 0; i < cfg->n_eos && n_sup < RAGD_MAX_EOS; i++) sup[n_sup++] = cfg->eos_ids[i];
-    for (int i = 0; i < p->n_stop_ids && n_sup < RAGD_MAX_EOS + 64; i++) sup[n_sup++] = p->stop_ids[i];
+    for (int i = 0; i < p->n_stop_ids && n_sup < RAGD_MAX_EOS + 64; i++)
+        sup[n_sup++] = p->stop_ids[i];
     while (!done && gen < max_new) {
         /* candidates: per beam its best K tokens by processed log-softmax */
         int nc = 0;
@@ -253,9 +258,12 @@ int ragd_beam_generate(ragd_backend *be, const int32_t *prompt, int n_prompt,
         if (done || gen >= max_new) break;
         for (int i = 0; i < B; i++) {
             step_tok[i] = seq[(size_t)i * max_new + gen - 1];
-            seqs[i] = (ragd_batch_seq){.tokens = &step_tok[i], .n_new = 1,
-                                       .n_past = n_prompt + gen - 1, .block_table = BT(cur, i),
-                                       .n_blocks = nbb, .want_logits = true};
+            seqs[i] = (ragd_batch_seq){.tokens = &step_tok[i],
+                                       .n_new = 1,
+                                       .n_past = n_prompt + gen - 1,
+                                       .block_table = BT(cur, i),
+                                       .n_blocks = nbb,
+                                       .want_logits = true};
         }
         ragd_batch b = {B, seqs};
         if ((rc = be->ops->forward(be, &b, logits, err))) goto out;

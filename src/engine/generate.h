@@ -16,15 +16,15 @@
 
 typedef struct ragd_gen_params {
     ragd_sampling_params sampling;
-    int max_tokens;            /* >= 1; clamped to the model's context */
-    int min_tokens;            /* EOS / stop ids are suppressed before this many tokens */
-    bool ignore_eos;           /* do not stop on the model's EOS ids */
-    const int32_t *stop_ids;   /* extra stop token ids */
+    int max_tokens;          /* >= 1; clamped to the model's context */
+    int min_tokens;          /* EOS / stop ids are suppressed before this many tokens */
+    bool ignore_eos;         /* do not stop on the model's EOS ids */
+    const int32_t *stop_ids; /* extra stop token ids */
     int n_stop_ids;
-    int prefill_chunk;         /* tokens per prefill step; 0 = 512 */
-    int num_beams;             /* > 1: beam search (sampling params except penalties ignored) */
-    float length_penalty;      /* beam: score = sum logprobs / len^length_penalty (default 1) */
-    int early_stopping;        /* beam: 1 = true, 0 = false (heuristic), -1 = "never" */
+    int prefill_chunk;    /* tokens per prefill step; 0 = 512 */
+    int num_beams;        /* > 1: beam search (sampling params except penalties ignored) */
+    float length_penalty; /* beam: score = sum logprobs / len^length_penalty (default 1) */
+    int early_stopping;   /* beam: 1 = true, 0 = false (heuristic), -1 = "never" */
 } ragd_gen_params;
 
 void ragd_gen_defaults(ragd_gen_params *p);

@@ -38,9 +38,9 @@ typedef struct ragd_sampler {
     ragd_sampling_params p;
     ragd_rng rng;
     int vocab;
-    float *work;                     /* vocab floats: raw logits copy */
-    struct ragd_sampler_cand *cand;  /* vocab candidates */
-    int32_t *sort; /* scratch for penalties */
+    float *work;                    /* vocab floats: raw logits copy */
+    struct ragd_sampler_cand *cand; /* vocab candidates */
+    int32_t *sort;                  /* scratch for penalties */
     size_t sort_cap;
 } ragd_sampler;
 
@@ -61,8 +61,7 @@ int ragd_sampler_sample(ragd_sampler *s, float *logits, const int32_t *prompt, i
 /* log-softmax helpers over a logits row: log-sum-exp, and the top-n (ids and logprobs,
  * descending; n <= RAGD_MAX_TOP_LOGPROBS). */
 double ragd_logsumexp(const float *logits, int n);
-int ragd_top_logprobs(const float *logits, int vocab, double lse, int n, int32_t *ids,
-                      float *lps);
+int ragd_top_logprobs(const float *logits, int vocab, double lse, int n, int32_t *ids, float *lps);
 
 /* The k largest of x[0..n) (descending; ties: lower id first). Returns the count, -1 on OOM. */
 int ragd_topk(const float *x, int n, int k, int32_t *ids, float *vals);

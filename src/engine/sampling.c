@@ -119,7 +119,6 @@ double ragd_logsumexp(const float *x, int n) {
 
 /* min-heap of (value, id) keeping the k largest; ties broken towards the lower id */
 
-
 static int vi_less(vi a, vi b) { /* a ranks below b */
     return a.v < b.v || (a.v == b.v && a.id > b.id);
 }
@@ -165,8 +164,7 @@ static int top_k_select(const float *x, const int32_t *ids, int n, int k, vi *ou
     return m;
 }
 
-int ragd_top_logprobs(const float *logits, int vocab, double lse, int n, int32_t *ids,
-                      float *lps) {
+int ragd_top_logprobs(const float *logits, int vocab, double lse, int n, int32_t *ids, float *lps) {
     if (n <= 0) return 0;
     if (n > RAGD_MAX_TOP_LOGPROBS) n = RAGD_MAX_TOP_LOGPROBS;
     vi tmp[RAGD_MAX_TOP_LOGPROBS];
