@@ -56,7 +56,8 @@ static int f_forward(ragd_backend *be, const ragd_batch *b, float *logits, ragd_
         }
         int last = q->n_past + q->n_new;
         int32_t *seq = malloc(sizeof(int32_t) * (size_t)last);
-        for (int p = 0; p < last; p++) seq[p] = f->kv[q->block_table[p / f->bs] * f->bs + p % f->bs];
+        for (int p = 0; p < last; p++)
+            seq[p] = f->kv[q->block_table[p / f->bs] * f->bs + p % f->bs];
         if (q->want_logits) fake_logits(seq, last, f->V, logits + (size_t)row++ * f->V);
         free(seq);
     }
@@ -81,8 +82,8 @@ static void f_destroy(ragd_backend *be) {
     free(f->kv);
 }
 
-static const ragd_backend_ops fake_ops = {f_kv_init, f_bytes, f_forward, NULL, f_copy, f_budget,
-                                          f_destroy};
+static const ragd_backend_ops fake_ops = {f_kv_init, f_bytes,  f_forward, NULL,
+                                          f_copy,    f_budget, f_destroy};
 
 static void fake_init(ragd_backend *be, fake *f, int V, int eos) {
     memset(be, 0, sizeof *be);
@@ -169,7 +170,8 @@ static rseq ref_beam(const int32_t *prompt, int np, int V, int eos, int B, int m
             }
         }
         if (nh >= B) {
-            if (early == 1) done = true;
+            if (early == 1)
+                done = true;
             else {
                 double len = (early < 0 && lp > 0) ? max_new : gen + 1;
                 done = worst >= cand[0].s / pow(len, lp);
@@ -184,7 +186,8 @@ static rseq ref_beam(const int32_t *prompt, int np, int V, int eos, int B, int m
             if (nh < B || sc > worst) {
                 rseq h = beams[b];
                 h.s = sc;
-                if (nh < B) hyp[nh++] = h;
+                if (nh < B)
+                    hyp[nh++] = h;
                 else {
                     int wi = 0;
                     for (int i = 1; i < nh; i++)
@@ -304,8 +307,8 @@ static void test_beam_qwen2_tiny(void **state) {
     assert_int_equal(be->ops->kv_init(be, 16, nb, &e), 0);
     int32_t bt[8] = {0, 1, 2, 3, 4, 5, 6, 7};
     float *lg = malloc(sizeof(float) * (size_t)V * n);
-    ragd_batch_seq s = {.tokens = all, .n_new = n, .block_table = bt, .n_blocks = nb,
-                        .want_all_logits = true};
+    ragd_batch_seq s = {
+        .tokens = all, .n_new = n, .block_table = bt, .n_blocks = nb, .want_all_logits = true};
     ragd_batch b = {1, &s};
     assert_int_equal(be->ops->forward(be, &b, lg, &e), 0);
     for (int i = 0; i < res.n; i++) {

@@ -89,8 +89,8 @@ static int try_load(const char *dir, ragd_err *e) {
         int32_t toks[3] = {1, 2, 9}, bt[1] = {0};
         float logits[10];
         assert_int_equal(be->ops->kv_init(be, 16, 1, e), 0);
-        ragd_batch_seq s = {.tokens = toks, .n_new = 3, .block_table = bt, .n_blocks = 1,
-                            .want_logits = true};
+        ragd_batch_seq s = {
+            .tokens = toks, .n_new = 3, .block_table = bt, .n_blocks = 1, .want_logits = true};
         ragd_batch b = {1, &s};
         assert_int_equal(be->ops->forward(be, &b, logits, e), 0);
         be->ops->destroy(be);

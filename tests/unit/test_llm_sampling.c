@@ -263,9 +263,9 @@ static void test_stop_strings(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reproducible),     cmocka_unit_test(test_filters_exclude),
-        cmocka_unit_test(test_frequencies),      cmocka_unit_test(test_penalties_and_logprobs),
-        cmocka_unit_test(test_validate),         cmocka_unit_test(test_stop_strings),
+        cmocka_unit_test(test_reproducible), cmocka_unit_test(test_filters_exclude),
+        cmocka_unit_test(test_frequencies),  cmocka_unit_test(test_penalties_and_logprobs),
+        cmocka_unit_test(test_validate),     cmocka_unit_test(test_stop_strings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
