@@ -224,7 +224,11 @@ int ragd_embedder_create(const ragd_embedder_opts *opts, ragd_embedder **out, ra
     size_t l = strlen(tmp);
     while (l > 1 && tmp[l - 1] == '/') tmp[--l] = '\0';
     const char *base = strrchr(tmp, '/');
-    snprintf(e->name, sizeof e->name, "%s", base ? base + 1 : tmp);
+    base = base ? base + 1 : tmp;
+    size_t bl = strlen(base);
+    if (bl >= sizeof e->name) bl = sizeof e->name - 1;
+    memcpy(e->name, base, bl);
+    e->name[bl] = '\0';
     if (pthread_create(&e->worker, NULL, worker_main, e) != 0) {
         ragd_embedder_destroy(e);
         return ragd_err_set(err, RAGD_EINTERNAL, "embedder: cannot start the worker thread");
