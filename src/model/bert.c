@@ -328,6 +328,8 @@ typedef struct fwd {
     float *ffn;            /* T x F */
     float *xc, *qc, *ctxc; /* n_seq x H: [CLS] rows of the last layer */
     float *att;            /* n_threads x (max_len * (D + 1)) */
+    float *scores;         /* heads x max_len x max_len: scores of long sequences */
+    int cur_seq;           /* the sequence whose scores are being normalised */
     /* per-stage arguments */
     const bert_layer *layer;
     float *rows; /* x or xc */
@@ -360,26 +362,53 @@ static void task_embed(void *ctx, size_t i, int tid) {
     }
 }
 
+/* Sequences at least this long use GEMM attention (scores through OpenBLAS). */
+#define BERT_GEMM_ATTN_MIN_LEN 64
+
 static void task_attention(void *ctx, size_t i, int tid) {
     fwd *f = ctx;
     const ragd_bert_config *c = &f->m->cfg;
     const int H = c->hidden, nh = c->heads, D = H / nh;
     const int s = (int)i / nh, h = (int)i % nh;
     const int off = f->offs[s], L = f->lens[s];
-    const bert_layer *ly = f->layer;
+    if (!f->cls_only && L >= BERT_GEMM_ATTN_MIN_LEN) return; /* done with GEMMs */
     const float *k = f->qkv + (size_t)off * 3 * H + H + h * D;
     const float *v = k + H;
     float *scratch = f->att + (size_t)tid * f->max_len * (D + 1);
     const float scale = 1.0f / sqrtf((float)D);
     if (f->cls_only) {
         ragd_attention_head(f->qc + (size_t)s * H + h * D, (size_t)H, 1, k, v, (size_t)3 * H, L,
-                            ly->bqkv + h * D, ly->bqkv + H + h * D, ly->bqkv + 2 * H + h * D,
-                            f->ctxc + (size_t)s * H + h * D, (size_t)H, D, scale, scratch);
+                            NULL, NULL, NULL, f->ctxc + (size_t)s * H + h * D, (size_t)H, D, scale,
+                            scratch);
     } else {
         ragd_attention_head(f->qkv + (size_t)off * 3 * H + h * D, (size_t)3 * H, L, k, v,
-                            (size_t)3 * H, L, ly->bqkv + h * D, ly->bqkv + H + h * D,
-                            ly->bqkv + 2 * H + h * D, f->ctx + (size_t)off * H + h * D, (size_t)H,
-                            D, scale, scratch);
+                            (size_t)3 * H, L, NULL, NULL, NULL, f->ctx + (size_t)off * H + h * D,
+                            (size_t)H, D, scale, scratch);
+    }
+}
+
+/* Softmax of score rows (heads x L rows of L) of sequence cur_seq. */
+static void task_softmax(void *ctx, size_t i, int tid) {
+    fwd *f = ctx;
+    const int L = f->lens[f->cur_seq];
+    int r0 = (int)i * f->rows_per_task, r1 = r0 + f->rows_per_task;
+    if (r1 > f->n_rows) r1 = f->n_rows;
+    for (int r = r0; r < r1; r++) ragd_softmax_row(f->scores + (size_t)r * L, L);
+}
+
+/* Add the query/key/value biases to the projections (before attention). */
+static void task_qkv_bias(void *ctx, size_t i, int tid) {
+    fwd *f = ctx;
+    const int H = f->m->cfg.hidden;
+    int r0 = (int)i * f->rows_per_task, r1 = r0 + f->rows_per_task;
+    if (r1 > f->n_rows) r1 = f->n_rows;
+    for (int r = r0; r < r1; r++) {
+        if (f->cls_only) {
+            ragd_add_bias(f->qkv + (size_t)r * 3 * H + H, f->layer->bqkv + H, (size_t)2 * H);
+            if (r < f->n_seq) ragd_add_bias(f->qc + (size_t)r * H, f->layer->bqkv, (size_t)H);
+        } else {
+            ragd_add_bias(f->qkv + (size_t)r * 3 * H, f->layer->bqkv, (size_t)3 * H);
+        }
     }
 }
 
@@ -433,7 +462,32 @@ static void run_layer(fwd *f, ragd_pool *pool, const bert_layer *ly, bool cls_on
         gemm(f, n, H, H, f->xc, H, ly->wqkv, f->qc, H);
         gemm(f, T, 2 * H, H, f->x, H, ly->wqkv + (size_t)H * H, f->qkv + H, 3 * H);
     }
+    ragd_pool_run(pool, n_tasks(f, T), task_qkv_bias, f);
     ragd_pool_run(pool, (size_t)n * c->heads, task_attention, f);
+    if (!cls_only) {
+        /* long sequences: S = Q K^T / sqrt(D) and O = softmax(S) V per head through sgemm */
+        const int D = H / c->heads;
+        const float scale = 1.0f / sqrtf((float)D);
+        for (int s = 0; s < n; s++) {
+            const int L = f->lens[s];
+            if (L < BERT_GEMM_ATTN_MIN_LEN) continue;
+            const float *q = f->qkv + (size_t)f->offs[s] * 3 * H;
+            uint64_t t0 = ragd_now_ns();
+            for (int h = 0; h < c->heads; h++)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, D, scale, q + h * D,
+                            3 * H, q + H + h * D, 3 * H, 0.0f, f->scores + (size_t)h * L * L, L);
+            f->m->stats.gemm_ns += ragd_now_ns() - t0;
+            f->cur_seq = s;
+            ragd_pool_run(pool, n_tasks(f, c->heads * L), task_softmax, f);
+            t0 = ragd_now_ns();
+            for (int h = 0; h < c->heads; h++)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, D, L, 1.0f,
+                            f->scores + (size_t)h * L * L, L, q + 2 * H + h * D, 3 * H, 0.0f,
+                            f->ctx + (size_t)f->offs[s] * H + h * D, H);
+            f->m->stats.gemm_ns += ragd_now_ns() - t0;
+            f->m->stats.gemm_flops += 4.0 * c->heads * (double)L * L * D;
+        }
+    }
     const int rows = cls_only ? n : T;
     f->rows = cls_only ? f->xc : f->x;
     f->add = f->tmp;
@@ -473,7 +527,8 @@ int ragd_bert_forward(ragd_bert *m, ragd_pool *pool, const int32_t *ids, const i
     uint64_t t0 = ragd_now_ns();
     /* one scratch block: x, qkv, ctx, tmp, ffn, xc, qc, ctxc, att, offs, tpos */
     size_t nf = T * H * 4 + T * 3 * H + T * F + 3 * (size_t)n_seq * H +
-                (size_t)n_threads * (size_t)max_len * (D + 1) + (size_t)n_seq + T + 64;
+                (size_t)n_threads * (size_t)max_len * (D + 1) +
+                (size_t)c->heads * (size_t)max_len * (size_t)max_len + (size_t)n_seq + T + 64;
     if (nf > m->buf_cap) {
         free(m->buf);
         m->buf = malloc(nf * sizeof(float));
@@ -500,6 +555,7 @@ int ragd_bert_forward(ragd_bert *m, ragd_pool *pool, const int32_t *ids, const i
     f.qc = p, p += (size_t)n_seq * H;
     f.ctxc = p, p += (size_t)n_seq * H;
     f.att = p, p += (size_t)n_threads * (size_t)max_len * (D + 1);
+    f.scores = p, p += (size_t)c->heads * (size_t)max_len * (size_t)max_len;
     f.offs = (int *)p, p += n_seq;
     f.tpos = (int *)p;
     int off = 0;

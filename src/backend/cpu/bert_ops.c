@@ -35,6 +35,18 @@ void ragd_bias_gelu(float *restrict y, const float *restrict b, size_t n) {
     }
 }
 
+void ragd_softmax_row(float *restrict x, int n) {
+    float mx = x[0];
+    for (int j = 1; j < n; j++) mx = x[j] > mx ? x[j] : mx;
+    float sum = 0.0f;
+    for (int j = 0; j < n; j++) {
+        x[j] = expf(x[j] - mx);
+        sum += x[j];
+    }
+    const float inv = 1.0f / sum;
+    for (int j = 0; j < n; j++) x[j] *= inv;
+}
+
 void ragd_add_bias(float *restrict y, const float *restrict b, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] += b[i];
 }

@@ -19,6 +19,9 @@ void ragd_bias_gelu(float *y, const float *b, size_t n);
 void ragd_add_layernorm(float *x, const float *r, const float *bias, const float *g,
                         const float *beta, size_t n, float eps);
 
+/* In-place softmax of one row of n values. */
+void ragd_softmax_row(float *x, int n);
+
 /* In-place y[i] += b[i]. */
 void ragd_add_bias(float *y, const float *b, size_t n);
 
