@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cpu/amx_gemm.h"
 #include "backend/cpu/bert_ops.h"
+#include "model/dtype.h"
 #include "model/bert.h"
 #include "util/threadpool.h"
 
@@ -202,9 +204,63 @@ static void test_kernels(void **state) {
     assert_true(fabs(y[2] - 1.5 * 0.5 * (1 + erf(1.5 / sqrt(2)))) < 1e-6);
 }
 
+/* AMX bf16 GEMM == a double-precision GEMM of the bf16-rounded inputs (ragged M). */
+static void test_amx_gemm(void **state) {
+    (void)state;
+    if (!ragd_amx_available()) {
+        print_message("no AMX on this CPU: the bf16 path must refuse\n");
+        ragd_amx_weight w;
+        float W[32 * 32] = {0};
+        assert_int_equal(ragd_amx_pack(W, 32, 32, &w), 0); /* packing is portable */
+        ragd_amx_free(&w);
+        return;
+    }
+    const int M = 45, N = 96, K = 160;
+    float *A = malloc((size_t)M * K * sizeof(float)), *W = malloc((size_t)N * K * sizeof(float));
+    float *C = malloc((size_t)M * N * sizeof(float));
+    uint32_t s = 7;
+    for (int i = 0; i < M * K; i++) {
+        s = s * 1664525u + 1013904223u;
+        A[i] = (float)(s >> 8) / 16777216.0f - 0.5f;
+    }
+    for (int i = 0; i < N * K; i++) {
+        s = s * 1664525u + 1013904223u;
+        W[i] = (float)(s >> 8) / 16777216.0f - 0.5f;
+    }
+    ragd_amx_weight w;
+    assert_int_equal(ragd_amx_pack(W, N, K, &w), 0);
+    assert_int_equal(ragd_amx_pack(W, N, 48, &(ragd_amx_weight){0}), -1);
+    void *scratch = aligned_alloc(64, (ragd_amx_scratch_bytes(M, K) + 63) / 64 * 64);
+    ragd_pool *pool = ragd_pool_create(2);
+    ragd_amx_weight sub = ragd_amx_rows(&w, 32, 64);
+    for (int pass = 0; pass < 2; pass++) {
+        const ragd_amx_weight *ww = pass ? &sub : &w;
+        const int n_off = pass ? 32 : 0, nn = pass ? 64 : N;
+        ragd_amx_gemm(pool, M, A, K, ww, C, nn, scratch);
+        double worst = 0;
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < nn; j++) {
+                double ref = 0;
+                for (int k = 0; k < K; k++)
+                    ref += (double)ragd_bf16_to_f32(ragd_f32_to_bf16(A[i * K + k])) *
+                           ragd_bf16_to_f32(ragd_f32_to_bf16(W[(j + n_off) * K + k]));
+                worst = fmax(worst, fabs(ref - C[i * nn + j]));
+            }
+        print_message("amx gemm max abs error %.3g\n", worst);
+        assert_true(worst < 1e-4);
+    }
+    ragd_pool_destroy(pool);
+    ragd_amx_free(&w);
+    free(scratch);
+    free(A);
+    free(W);
+    free(C);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kernels),
+        cmocka_unit_test(test_amx_gemm),
         cmocka_unit_test(test_golden_one_at_a_time),
         cmocka_unit_test(test_golden_packed_batch),
         cmocka_unit_test(test_bad_input),
