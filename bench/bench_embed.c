@@ -17,6 +17,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "backend/cpu/amx_gemm.h"
 #include "backend/cpu/cpuinfo.h"
 #include "embed/embed.h"
 #include "model/bert.h"
@@ -107,56 +108,43 @@ static void tokenize_all(ragd_wordpiece *tok, char **texts, size_t n, int32_t **
     *total = t;
 }
 
-int main(int argc, char **argv) {
-    if (ragd_cpu_fix_openblas_env()) execv("/proc/self/exe", argv);
-    const char *model = "/tmp/bge";
-    int threads = 0, reps = 20, n_pass = 1000;
-    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
-                                         {"threads", required_argument, 0, 't'},
-                                         {"reps", required_argument, 0, 'r'},
-                                         {"passages", required_argument, 0, 'p'},
-                                         {0, 0, 0, 0}};
-    int c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (c == 'm')
-            model = optarg;
-        else if (c == 't')
-            threads = atoi(optarg);
-        else if (c == 'r')
-            reps = atoi(optarg);
-        else if (c == 'p')
-            n_pass = atoi(optarg);
-        else {
-            fprintf(stderr, "usage: bench_embed [--model DIR] [--threads N] [--reps R] "
-                            "[--passages N]\n");
-            return 2;
+/* bf16 AMX GEMM rate on a square n^3 problem (the ceiling of the bf16 mode). */
+static double probe_amx_gflops(ragd_pool *pool, int n) {
+    float *a = malloc((size_t)n * n * sizeof(float)), *w = malloc((size_t)n * n * sizeof(float));
+    float *c = malloc((size_t)n * n * sizeof(float));
+    void *scratch = aligned_alloc(64, (ragd_amx_scratch_bytes(n, n) + 63) / 64 * 64);
+    for (size_t i = 0; i < (size_t)n * n; i++) a[i] = w[i] = (float)(i % 7) * 0.1f;
+    ragd_amx_weight pw;
+    double best = 0;
+    if (ragd_amx_pack(w, n, n, &pw) == 0) {
+        ragd_amx_gemm(pool, n, a, n, &pw, c, n, scratch);
+        for (int r = 0; r < 5; r++) {
+            double t0 = ragd_now_s();
+            ragd_amx_gemm(pool, n, a, n, &pw, c, n, scratch);
+            double g = 2.0 * n * (double)n * n / (ragd_now_s() - t0) * 1e-9;
+            if (g > best) best = g;
         }
+        ragd_amx_free(&pw);
     }
-    if (reps < 1 || n_pass < 1) return 2;
-    ragd_cpu_features f;
-    ragd_cpu_detect(&f);
-    if (threads <= 0) threads = f.n_cpus;
-    /* the ceiling, measured first with the same thread count (this also fixes OpenBLAS's
-     * thread count for the rest of the run) */
-    double peak = ragd_probe_sgemm_gflops(threads, 2048);
-    ragd_pool *pool = ragd_pool_create(threads);
-    ragd_embedder_opts eo = {.model_dir = model, .pool = pool};
+    free(a), free(w), free(c), free(scratch);
+    return best;
+}
+
+static int run_precision(const char *model, const char *prec, ragd_pool *pool, int reps, int n_pass,
+                         double peak) {
+    ragd_embedder_opts eo = {.model_dir = model, .pool = pool, .precision = prec};
     ragd_embedder *e = NULL;
     ragd_bert *m = NULL;
     ragd_wordpiece *tok = NULL;
     ragd_err err = {0};
     if (ragd_embedder_create(&eo, &e, &err) || ragd_bert_load(model, &m, &err) ||
-        ragd_wordpiece_load(model, &tok, &err)) {
+        ragd_wordpiece_load(model, &tok, &err) ||
+        ragd_bert_set_precision(m, strcmp(prec, "bf16") ? RAGD_BERT_F32 : RAGD_BERT_BF16, &err)) {
         fprintf(stderr, "bench_embed: %s\n", err.msg);
         return 1;
     }
     const ragd_bert_config *cfg = ragd_bert_get_config(m);
-    printf("machine: %s, %d CPUs, %d threads; OPENBLAS_CORETYPE=%s\n", f.model_name, f.n_cpus,
-           threads, getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "(auto)");
-    printf("model: %s (hidden %d, %d layers, %d heads, ffn %d)\n", model, cfg->hidden, cfg->layers,
-           cfg->heads, cfg->ffn);
-    printf("sgemm peak (2048^3, %d threads): %.1f GFLOP/s\n", threads, peak);
-    fflush(stdout);
+    printf("--- precision %s (GEMM ceiling %.1f GFLOP/s) ---\n", prec, peak);
 
     /* (a) 50 questions of ~20 tokens */
     size_t nq = 0;
@@ -189,9 +177,10 @@ int main(int argc, char **argv) {
            "(end to end, %d reps); %.0f texts/s\n",
            np, total, (double)total / np, ms[reps / 2], ms[0], reps, np / (ms[reps / 2] / 1e3));
     printf("    forward %.2f ms: GEMMs %.2f ms (%.0f%% of forward) at %.1f GFLOP/s = %.0f%% of "
-           "sgemm peak\n",
+           "the ceiling\n",
            ra.forward_ms, ra.gemm_ms, 100 * ra.gemm_share, ra.gemm_gflops,
            100 * ra.gemm_gflops / peak);
+    fflush(stdout);
     free(ids);
     free(lens);
 
@@ -202,29 +191,24 @@ int main(int argc, char **argv) {
     for (int i = 0; i < n_pass; i++) pass[i] = ps[(size_t)i % nc];
     tokenize_all(tok, pass, (size_t)n_pass, &ids, &lens, &total);
     float *pout = malloc((size_t)n_pass * cfg->hidden * sizeof(float));
-    int *ntok = malloc((size_t)n_pass * sizeof(int));
     double t0 = ragd_now_s();
-    if (ragd_embedder_embed(e, (const char *const *)pass, NULL, (size_t)n_pass, pout, ntok, NULL,
+    if (ragd_embedder_embed(e, (const char *const *)pass, NULL, (size_t)n_pass, pout, NULL, NULL,
                             &err)) {
         fprintf(stderr, "bench_embed: %s\n", err.msg);
         return 1;
     }
     double dt = ragd_now_s() - t0;
-    /* direct forward of the first 64 passages, for the GEMM split */
-    size_t sub = 0;
-    for (int i = 0; i < 64 && i < n_pass; i++) sub += (size_t)lens[i];
-    (void)sub;
     run_stats rb = direct_forward(m, pool, ids, lens, n_pass < 64 ? n_pass : 64, 1);
     printf("(b) %d passages (%zu distinct), %zu tokens (%.0f per passage): %.2f s, %.0f "
            "tokens/s, %.1f passages/s (end to end)\n",
            n_pass, nc, total, (double)total / n_pass, dt, total / dt, n_pass / dt);
-    printf("    forward of 64 passages: GEMMs %.0f%% of forward at %.1f GFLOP/s = %.0f%% of sgemm "
-           "peak\n",
+    printf("    forward of 64 passages: GEMMs %.0f%% of forward at %.1f GFLOP/s = %.0f%% of the "
+           "ceiling\n",
            100 * rb.gemm_share, rb.gemm_gflops, 100 * rb.gemm_gflops / peak);
+    fflush(stdout);
     free(ids);
     free(lens);
     free(pout);
-    free(ntok);
     free(pass);
     for (size_t i = 0; i < nc; i++) free(ps[i]);
     free(ps);
@@ -235,6 +219,58 @@ int main(int argc, char **argv) {
     ragd_wordpiece_destroy(tok);
     ragd_bert_destroy(m);
     ragd_embedder_destroy(e);
-    ragd_pool_destroy(pool);
     return 0;
+}
+
+int main(int argc, char **argv) {
+    if (ragd_cpu_fix_openblas_env()) execv("/proc/self/exe", argv);
+    const char *model = "/tmp/bge", *prec_arg = "both";
+    int threads = 0, reps = 20, n_pass = 1000;
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},     {"threads", required_argument, 0, 't'},
+        {"reps", required_argument, 0, 'r'},      {"passages", required_argument, 0, 'p'},
+        {"precision", required_argument, 0, 'x'}, {0, 0, 0, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == 'm')
+            model = optarg;
+        else if (c == 't')
+            threads = atoi(optarg);
+        else if (c == 'r')
+            reps = atoi(optarg);
+        else if (c == 'p')
+            n_pass = atoi(optarg);
+        else if (c == 'x')
+            prec_arg = optarg;
+        else {
+            fprintf(stderr, "usage: bench_embed [--model DIR] [--threads N] [--reps R] "
+                            "[--passages N] [--precision f32|bf16|both]\n");
+            return 2;
+        }
+    }
+    if (reps < 1 || n_pass < 1) return 2;
+    ragd_cpu_features f;
+    ragd_cpu_detect(&f);
+    if (threads <= 0) threads = f.n_cpus;
+    /* the ceilings, measured first with the same thread count (this also fixes OpenBLAS's
+     * thread count for the rest of the run) */
+    double peak = ragd_probe_sgemm_gflops(threads, 2048);
+    ragd_pool *pool = ragd_pool_create(threads);
+    const bool amx = ragd_amx_available();
+    double amx_peak = amx ? probe_amx_gflops(pool, 2048) : 0;
+    printf("machine: %s, %d CPUs, %d threads; OPENBLAS_CORETYPE=%s; AMX %s\n", f.model_name,
+           f.n_cpus, threads, getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "(auto)",
+           amx ? "yes" : "no");
+    printf("model: %s\n", model);
+    printf("sgemm f32 peak (OpenBLAS, 2048^3): %.1f GFLOP/s; bf16 AMX GEMM (ours, 2048^3): %.1f "
+           "GFLOP/s\n",
+           peak, amx_peak);
+    fflush(stdout);
+    int rc = 0;
+    if (!strcmp(prec_arg, "f32") || !strcmp(prec_arg, "both"))
+        rc |= run_precision(model, "f32", pool, reps, n_pass, peak);
+    if ((!strcmp(prec_arg, "bf16") || !strcmp(prec_arg, "both")) && amx)
+        rc |= run_precision(model, "bf16", pool, reps, n_pass, amx_peak);
+    ragd_pool_destroy(pool);
+    return rc;
 }

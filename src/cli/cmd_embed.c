@@ -14,7 +14,7 @@
 
 static const char *usage_text =
     "usage: ragd embed --model DIR (--text T ... | --file F) [--json] [--threads N]\n"
-    "                  [--device cpu] [--max-batch-tokens N]\n"
+    "                  [--device cpu] [--precision f32|bf16] [--max-batch-tokens N]\n"
     "  --model DIR           BERT-family model directory (config.json, safetensors,\n"
     "                        tokenizer.json or vocab.txt, sentence-transformers files)\n"
     "  --text T              a text to embed (repeatable)\n"
@@ -22,6 +22,8 @@ static const char *usage_text =
     "  --json                print the OpenAI /v1/embeddings response shape\n"
     "  --threads N           CPU threads (default: all online CPUs)\n"
     "  --device D            cpu (default) or cuda\n"
+    "  --precision P         f32 (default, exact) or bf16 (AMX GEMMs: faster, cosine\n"
+    "                        >= 0.999 to f32; needs a CPU with AMX)\n"
     "  --max-batch-tokens N  tokens per forward pass (default 16384)\n"
     "Text output: one line per text: index, token count, then the vector.\n";
 
@@ -57,7 +59,7 @@ static int read_lines(const char *path, str_vec *texts, char **owned) {
 }
 
 static int run_embed(int argc, char **argv) {
-    const char *model = NULL, *file = NULL, *device = "cpu";
+    const char *model = NULL, *file = NULL, *device = "cpu", *precision = "f32";
     int json = 0, threads = 0, max_batch = 0;
     str_vec texts = {0};
     static const struct option opts[] = {{"model", required_argument, 0, 'm'},
@@ -67,6 +69,7 @@ static int run_embed(int argc, char **argv) {
                                          {"threads", required_argument, 0, 'n'},
                                          {"device", required_argument, 0, 'd'},
                                          {"max-batch-tokens", required_argument, 0, 'b'},
+                                         {"precision", required_argument, 0, 'p'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int c;
@@ -96,6 +99,9 @@ static int run_embed(int argc, char **argv) {
                 break;
             case 'd':
                 device = optarg;
+                break;
+            case 'p':
+                precision = optarg;
                 break;
             case 'b':
                 max_batch = (int)strtol(optarg, &end, 10);
@@ -143,8 +149,11 @@ static int run_embed(int argc, char **argv) {
         fprintf(stderr, "ragd embed: cannot start threads\n");
         goto out;
     }
-    ragd_embedder_opts eo = {
-        .model_dir = model, .device = device, .pool = pool, .max_batch_tokens = max_batch};
+    ragd_embedder_opts eo = {.model_dir = model,
+                             .device = device,
+                             .pool = pool,
+                             .max_batch_tokens = max_batch,
+                             .precision = precision};
     if (ragd_embedder_create(&eo, &e, &err)) {
         fprintf(stderr, "ragd embed: %s\n", err.msg);
         goto out;

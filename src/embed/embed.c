@@ -201,6 +201,13 @@ int ragd_embedder_create(const ragd_embedder_opts *opts, ragd_embedder **out, ra
     e->pool = opts->pool;
     int rc = ragd_bert_load(opts->model_dir, &e->model, err);
     if (!rc) rc = ragd_wordpiece_load(opts->model_dir, &e->tok, err);
+    if (!rc && opts->precision && strcmp(opts->precision, "f32") != 0) {
+        if (strcmp(opts->precision, "bf16") == 0)
+            rc = ragd_bert_set_precision(e->model, RAGD_BERT_BF16, err);
+        else
+            rc = ragd_err_set(err, RAGD_EINVAL, "embedder: unknown precision '%s' (f32 or bf16)",
+                              opts->precision);
+    }
     if (rc) {
         ragd_embedder_destroy(e);
         return rc;
@@ -234,10 +241,12 @@ int ragd_embedder_create(const ragd_embedder_opts *opts, ragd_embedder **out, ra
         return ragd_err_set(err, RAGD_EINTERNAL, "embedder: cannot start the worker thread");
     }
     e->worker_started = true;
-    LOG_INFO("embedder: %s, dim %d, %d layers, %s pooling%s, max %d tokens per batch", e->name,
+    LOG_INFO("embedder: %s, dim %d, %d layers, %s pooling%s, %s, max %d tokens per batch", e->name,
              e->dim, c->layers,
              ragd_bert_model_pooling(e->model) == RAGD_BERT_POOL_CLS ? "CLS" : "mean",
-             ragd_bert_model_normalize(e->model) ? " + L2" : "", e->max_batch_tokens);
+             ragd_bert_model_normalize(e->model) ? " + L2" : "",
+             ragd_bert_get_precision(e->model) == RAGD_BERT_BF16 ? "bf16 AMX GEMMs" : "f32",
+             e->max_batch_tokens);
     *out = e;
     return RAGD_OK;
 }

@@ -10,6 +10,7 @@
 #include <cblas.h>
 #include <cjson/cJSON.h>
 
+#include "backend/cpu/amx_gemm.h"
 #include "backend/cpu/bert_ops.h"
 #include "model/dtype.h"
 #include "model/safetensors.h"
@@ -20,6 +21,7 @@ typedef struct bert_layer {
     float *wqkv, *bqkv; /* [3H x H], [3H]: query, key, value stacked */
     const float *wo, *bo, *ln1_g, *ln1_b;
     const float *w1, *b1, *w2, *b2, *ln2_g, *ln2_b;
+    ragd_amx_weight aqkv, ao, a1, a2; /* bf16 mode: packed copies */
 } bert_layer;
 
 struct ragd_bert {
@@ -31,6 +33,7 @@ struct ragd_bert {
     size_t n_owned, cap_owned;
     ragd_bert_pooling pooling;
     bool normalize;
+    ragd_bert_precision precision;
     pthread_mutex_t mu;
     /* scratch, grown on demand (under mu) */
     float *buf;
@@ -283,6 +286,13 @@ void ragd_bert_destroy(ragd_bert *m) {
     if (!m) return;
     for (size_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
+    if (m->layers)
+        for (int l = 0; l < m->cfg.layers; l++) {
+            ragd_amx_free(&m->layers[l].aqkv);
+            ragd_amx_free(&m->layers[l].ao);
+            ragd_amx_free(&m->layers[l].a1);
+            ragd_amx_free(&m->layers[l].a2);
+        }
     free(m->layers);
     free(m->buf);
     ragd_st_close(m->st);
@@ -298,6 +308,45 @@ ragd_bert_pooling ragd_bert_model_pooling(const ragd_bert *m) {
 }
 bool ragd_bert_model_normalize(const ragd_bert *m) {
     return m->normalize;
+}
+
+int ragd_bert_set_precision(ragd_bert *m, ragd_bert_precision p, ragd_err *err) {
+    if (p != RAGD_BERT_F32 && p != RAGD_BERT_BF16)
+        return ragd_err_set(err, RAGD_EINVAL, "unknown precision %d", (int)p);
+    const int H = m->cfg.hidden, F = m->cfg.ffn;
+    if (p == RAGD_BERT_BF16) {
+        if (!ragd_amx_available())
+            return ragd_err_set(err, RAGD_EUNSUPPORTED,
+                                "bf16 embeddings need a CPU with AMX-BF16 (Sapphire Rapids or "
+                                "later) and a kernel that grants the tile state");
+        if (H % 32 || F % 32)
+            return ragd_err_set(err, RAGD_EUNSUPPORTED,
+                                "bf16 embeddings need hidden and ffn sizes divisible by 32");
+    }
+    pthread_mutex_lock(&m->mu);
+    int rc = RAGD_OK;
+    for (int l = 0; l < m->cfg.layers; l++) {
+        bert_layer *L = &m->layers[l];
+        ragd_amx_free(&L->aqkv);
+        ragd_amx_free(&L->ao);
+        ragd_amx_free(&L->a1);
+        ragd_amx_free(&L->a2);
+        if (p == RAGD_BERT_BF16 &&
+            (ragd_amx_pack(L->wqkv, 3 * H, H, &L->aqkv) || ragd_amx_pack(L->wo, H, H, &L->ao) ||
+             ragd_amx_pack(L->w1, F, H, &L->a1) || ragd_amx_pack(L->w2, H, F, &L->a2))) {
+            rc = ragd_err_set(err, RAGD_ENOMEM, "out of memory packing bf16 weights");
+            p = RAGD_BERT_F32;
+            l = -1; /* free what was packed, fall back to f32 */
+            continue;
+        }
+    }
+    m->precision = p;
+    pthread_mutex_unlock(&m->mu);
+    return rc;
+}
+
+ragd_bert_precision ragd_bert_get_precision(const ragd_bert *m) {
+    return m->precision;
 }
 
 void ragd_bert_get_stats(ragd_bert *m, ragd_bert_stats *st) {
@@ -331,6 +380,8 @@ typedef struct fwd {
     float *scores;         /* heads x max_len x max_len: scores of long sequences */
     int cur_seq;           /* the sequence whose scores are being normalised */
     /* per-stage arguments */
+    ragd_pool *pool;
+    void *amx_scratch;
     const bert_layer *layer;
     float *rows; /* x or xc */
     float *add;  /* tmp */
@@ -338,11 +389,15 @@ typedef struct fwd {
     bool cls_only;
 } fwd;
 
-static void gemm(fwd *f, int M, int N, int K, const float *A, int lda, const float *W, float *C,
-                 int ldc) {
+static void gemm(fwd *f, int M, int N, int K, const float *A, int lda, const float *W,
+                 const ragd_amx_weight *aw, float *C, int ldc) {
     /* C[M x N] = A[M x K] . W[N x K]^T */
     uint64_t t0 = ragd_now_ns();
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, lda, W, K, 0.0f, C, ldc);
+    if (f->m->precision == RAGD_BERT_BF16)
+        ragd_amx_gemm(f->pool, M, A, lda, aw, C, ldc, f->amx_scratch);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, lda, W, K, 0.0f, C,
+                    ldc);
     f->m->stats.gemm_ns += ragd_now_ns() - t0;
     f->m->stats.gemm_flops += 2.0 * M * N * K;
 }
@@ -454,13 +509,15 @@ static void run_layer(fwd *f, ragd_pool *pool, const bert_layer *ly, bool cls_on
     f->layer = ly;
     f->cls_only = cls_only;
     if (!cls_only) {
-        gemm(f, T, 3 * H, H, f->x, H, ly->wqkv, f->qkv, 3 * H);
+        gemm(f, T, 3 * H, H, f->x, H, ly->wqkv, &ly->aqkv, f->qkv, 3 * H);
     } else {
         /* only [CLS] needs a query and everything after attention */
+        const ragd_amx_weight q_rows = ragd_amx_rows(&ly->aqkv, 0, H);
+        const ragd_amx_weight kv_rows = ragd_amx_rows(&ly->aqkv, H, 2 * H);
         for (int s = 0; s < n; s++)
             memcpy(f->xc + (size_t)s * H, f->x + (size_t)f->offs[s] * H, (size_t)H * sizeof(float));
-        gemm(f, n, H, H, f->xc, H, ly->wqkv, f->qc, H);
-        gemm(f, T, 2 * H, H, f->x, H, ly->wqkv + (size_t)H * H, f->qkv + H, 3 * H);
+        gemm(f, n, H, H, f->xc, H, ly->wqkv, &q_rows, f->qc, H);
+        gemm(f, T, 2 * H, H, f->x, H, ly->wqkv + (size_t)H * H, &kv_rows, f->qkv + H, 3 * H);
     }
     ragd_pool_run(pool, n_tasks(f, T), task_qkv_bias, f);
     ragd_pool_run(pool, (size_t)n * c->heads, task_attention, f);
@@ -491,11 +548,11 @@ static void run_layer(fwd *f, ragd_pool *pool, const bert_layer *ly, bool cls_on
     const int rows = cls_only ? n : T;
     f->rows = cls_only ? f->xc : f->x;
     f->add = f->tmp;
-    gemm(f, rows, H, H, cls_only ? f->ctxc : f->ctx, H, ly->wo, f->tmp, H);
+    gemm(f, rows, H, H, cls_only ? f->ctxc : f->ctx, H, ly->wo, &ly->ao, f->tmp, H);
     ragd_pool_run(pool, n_tasks(f, rows), task_ln1, f);
-    gemm(f, rows, F, H, f->rows, H, ly->w1, f->ffn, F);
+    gemm(f, rows, F, H, f->rows, H, ly->w1, &ly->a1, f->ffn, F);
     ragd_pool_run(pool, n_tasks(f, rows), task_gelu, f);
-    gemm(f, rows, H, F, f->ffn, F, ly->w2, f->tmp, H);
+    gemm(f, rows, H, F, f->ffn, F, ly->w2, &ly->a2, f->tmp, H);
     ragd_pool_run(pool, n_tasks(f, rows), task_ln2, f);
 }
 
@@ -529,6 +586,9 @@ int ragd_bert_forward(ragd_bert *m, ragd_pool *pool, const int32_t *ids, const i
     size_t nf = T * H * 4 + T * 3 * H + T * F + 3 * (size_t)n_seq * H +
                 (size_t)n_threads * (size_t)max_len * (D + 1) +
                 (size_t)c->heads * (size_t)max_len * (size_t)max_len + (size_t)n_seq + T + 64;
+    const size_t amx_bytes =
+        m->precision == RAGD_BERT_BF16 ? ragd_amx_scratch_bytes((int)T, c->ffn) : 0;
+    nf += amx_bytes / sizeof(float) + 32;
     if (nf > m->buf_cap) {
         free(m->buf);
         m->buf = malloc(nf * sizeof(float));
@@ -556,6 +616,7 @@ int ragd_bert_forward(ragd_bert *m, ragd_pool *pool, const int32_t *ids, const i
     f.ctxc = p, p += (size_t)n_seq * H;
     f.att = p, p += (size_t)n_threads * (size_t)max_len * (D + 1);
     f.scores = p, p += (size_t)c->heads * (size_t)max_len * (size_t)max_len;
+    f.amx_scratch = p, p += amx_bytes / sizeof(float) + 16;
     f.offs = (int *)p, p += n_seq;
     f.tpos = (int *)p;
     int off = 0;

@@ -34,6 +34,12 @@ typedef enum ragd_bert_pooling {
     RAGD_BERT_POOL_MEAN,
 } ragd_bert_pooling;
 
+typedef enum ragd_bert_precision {
+    RAGD_BERT_F32 = 0, /* float32 everywhere (matches the reference within 1e-5) */
+    RAGD_BERT_BF16,    /* the four weight GEMMs of each layer in bf16 on AMX tiles (f32
+                          accumulation; everything else f32): about 1e-3 off, much faster */
+} ragd_bert_precision;
+
 typedef struct ragd_bert ragd_bert;
 
 /* Time and work of the forward passes so far (benchmarks report GEMM efficiency). */
@@ -48,6 +54,11 @@ void ragd_bert_destroy(ragd_bert *m);
 const ragd_bert_config *ragd_bert_get_config(const ragd_bert *m);
 ragd_bert_pooling ragd_bert_model_pooling(const ragd_bert *m); /* CLS or MEAN */
 bool ragd_bert_model_normalize(const ragd_bert *m);
+
+/* Switch the GEMM precision (bf16 packs the weights once; EUNSUPPORTED without AMX). Not
+ * concurrent with ragd_bert_forward's callers' expectations: call before serving. */
+int ragd_bert_set_precision(ragd_bert *m, ragd_bert_precision p, ragd_err *err);
+ragd_bert_precision ragd_bert_get_precision(const ragd_bert *m);
 
 /* Embed n_seq packed sequences: ids holds them back to back, lens[i] tokens each
  * (1..max_pos, ids in [0, vocab)). out receives n_seq x hidden floats, pooled by `pooling`

@@ -164,6 +164,57 @@ static void test_golden_packed_batch(void **state) {
     ragd_bert_destroy(m);
 }
 
+/* bf16 (AMX) mode: close to the f32 reference (cosine >= 0.999 for every case), refused
+ * cleanly where AMX is missing. */
+static void test_bf16_mode(void **state) {
+    (void)state;
+    ragd_bert *m = load_tiny();
+    if (!m) skip();
+    ragd_err e = {0};
+    if (!ragd_amx_available()) {
+        assert_int_equal(ragd_bert_set_precision(m, RAGD_BERT_BF16, &e), RAGD_EUNSUPPORTED);
+        assert_non_null(strstr(e.msg, "AMX"));
+        ragd_bert_destroy(m);
+        return;
+    }
+    assert_int_equal(ragd_bert_set_precision(m, RAGD_BERT_BF16, &e), 0);
+    assert_int_equal(ragd_bert_get_precision(m), RAGD_BERT_BF16);
+    const int H = ragd_bert_get_config(m)->hidden;
+    golden g;
+    load_golden(&g, H);
+    ragd_pool *pool = ragd_pool_create(2);
+    float *cls = malloc((size_t)g.n * H * sizeof(float));
+    float *mean = malloc((size_t)g.n * H * sizeof(float));
+    assert_int_equal(ragd_bert_forward(m, pool, g.ids, g.lens, g.n, RAGD_BERT_POOL_CLS, 1, cls, &e),
+                     0);
+    assert_int_equal(
+        ragd_bert_forward(m, pool, g.ids, g.lens, g.n, RAGD_BERT_POOL_MEAN, 1, mean, &e), 0);
+    double worst_cos = 1, worst_abs = 0;
+    for (int i = 0; i < g.n; i++)
+        for (int which = 0; which < 2; which++) {
+            const float *a = (which ? mean : cls) + (size_t)i * H;
+            const float *b = (which ? g.mean : g.cls) + (size_t)i * H;
+            double dot = 0;
+            for (int d = 0; d < H; d++) dot += (double)a[d] * b[d];
+            worst_cos = fmin(worst_cos, dot);
+            worst_abs = fmax(worst_abs, max_diff(a, b, (size_t)H));
+        }
+    print_message("bf16 vs f32 reference: min cosine %.6f, max abs diff %.3g\n", worst_cos,
+                  worst_abs);
+    assert_true(worst_cos >= 0.999);
+    assert_true(worst_abs > 0); /* it really ran in bf16 */
+    /* back to f32: exact again */
+    assert_int_equal(ragd_bert_set_precision(m, RAGD_BERT_F32, &e), 0);
+    assert_int_equal(ragd_bert_forward(m, pool, g.ids, g.lens, g.n, RAGD_BERT_POOL_CLS, 1, cls, &e),
+                     0);
+    assert_true(max_diff(cls, g.cls, (size_t)g.n * H) <= 1e-5);
+    free(cls);
+    free(mean);
+    ragd_pool_destroy(pool);
+    free_golden(&g);
+    ragd_bert_destroy(m);
+}
+
 static void test_bad_input(void **state) {
     (void)state;
     ragd_bert *m = load_tiny();
@@ -263,6 +314,7 @@ int main(void) {
         cmocka_unit_test(test_amx_gemm),
         cmocka_unit_test(test_golden_one_at_a_time),
         cmocka_unit_test(test_golden_packed_batch),
+        cmocka_unit_test(test_bf16_mode),
         cmocka_unit_test(test_bad_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
