@@ -300,6 +300,26 @@ static void test_amx_gemm(void **state) {
         print_message("amx gemm max abs error %.3g\n", worst);
         assert_true(worst < 1e-4);
     }
+    /* epilogue: + bias, GELU, f32 and bf16 outputs; bf16 A input gives the same result */
+    float *bias = malloc((size_t)N * sizeof(float)), *C2 = malloc((size_t)M * N * sizeof(float));
+    uint16_t *Cb = malloc((size_t)64 * N * sizeof(uint16_t));
+    uint16_t *Ab = malloc((size_t)64 * K * sizeof(uint16_t));
+    for (int j = 0; j < N; j++) bias[j] = 0.01f * (float)(j % 13) - 0.05f;
+    for (int i = 0; i < 64 * K; i++) Ab[i] = i < M * K ? ragd_f32_to_bf16(A[i]) : 0x7fc0;
+    ragd_amx_gemm(pool, M, A, K, &w, C, N, scratch);
+    for (int i = 0; i < M; i++) ragd_bias_gelu(C + (size_t)i * N, bias, (size_t)N);
+    ragd_amx_gemm_ex(pool, M, A, K, NULL, &w, bias, true, C2, N, NULL, scratch);
+    assert_true(max_diff(C, C2, (size_t)M * N) <= 1e-6);
+    ragd_amx_gemm_ex(pool, M, NULL, 0, Ab, &w, bias, true, NULL, 0, Cb, scratch);
+    for (int i = 0; i < 64; i++)
+        for (int j = 0; j < N; j++) {
+            uint16_t want = i < M ? ragd_f32_to_bf16(C[(size_t)i * N + j]) : 0;
+            assert_int_equal(Cb[(size_t)i * N + j], want);
+        }
+    free(bias);
+    free(C2);
+    free(Cb);
+    free(Ab);
     ragd_pool_destroy(pool);
     ragd_amx_free(&w);
     free(scratch);

@@ -8,6 +8,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "backend/cpu/bert_ops.h"
 #include "model/dtype.h"
 
 #if defined(__x86_64__) && defined(__GNUC__) && (__GNUC__ >= 11)
@@ -96,6 +97,9 @@ typedef struct amx_ctx {
     uint16_t *Ab;
     const ragd_amx_weight *W;
     float *C;
+    const float *bias;
+    bool gelu;
+    uint16_t *Cb;
 } amx_ctx;
 
 /* A (f32) -> Ab (bf16, round to nearest even), rows >= M zero; 32 rows per task. */
@@ -117,7 +121,8 @@ __attribute__((target("avx512f,avx512bf16"))) static void task_convert(void *vct
     }
 }
 
-__attribute__((target("amx-tile,amx-bf16"))) static void task_gemm(void *vctx, size_t i, int tid) {
+__attribute__((target("amx-tile,amx-bf16,avx512f,avx512vl,avx512bf16"))) static void
+task_gemm(void *vctx, size_t i, int tid) {
     amx_ctx *x = vctx;
     const int mb = (int)i / x->n_chunks, nc = (int)i % x->n_chunks;
     const int m0 = mb * 32, KB = x->K / 32;
@@ -153,27 +158,46 @@ __attribute__((target("amx-tile,amx-bf16"))) static void task_gemm(void *vctx, s
             _tile_dpbf16ps(2, 5, 6);
             _tile_dpbf16ps(3, 5, 7);
         }
-        if (full) {
+        const bool epilogue = x->bias || x->gelu || x->Cb;
+        if (full && !epilogue) {
             float *c = x->C + (size_t)m0 * x->ldc + n0;
             const size_t cs = (size_t)x->ldc * sizeof(float);
             _tile_stored(0, c, cs);
             _tile_stored(1, c + 16, cs);
             _tile_stored(2, c + (size_t)16 * x->ldc, cs);
             _tile_stored(3, c + (size_t)16 * x->ldc + 16, cs);
-        } else {
-            _tile_stored(0, tmp, 128);
-            _tile_stored(1, tmp + 16, 128);
-            _tile_stored(2, tmp + 16 * 32, 128);
-            _tile_stored(3, tmp + 16 * 32 + 16, 128);
-            for (int r = 0; r < 32 && m0 + r < x->M; r++)
-                memcpy(x->C + (size_t)(m0 + r) * x->ldc + n0, tmp + r * 32, 32 * sizeof(float));
+            continue;
+        }
+        _tile_stored(0, tmp, 128);
+        _tile_stored(1, tmp + 16, 128);
+        _tile_stored(2, tmp + 16 * 32, 128);
+        _tile_stored(3, tmp + 16 * 32 + 16, 128);
+        for (int r = 0; r < 32; r++) {
+            float *row = tmp + r * 32;
+            if (m0 + r >= x->M) {
+                if (x->Cb) memset(x->Cb + (size_t)(m0 + r) * x->N + n0, 0, 32 * sizeof(uint16_t));
+                continue;
+            }
+            if (x->gelu) {
+                static const float zero[32];
+                ragd_bias_gelu(row, x->bias ? x->bias + n0 : zero, 32);
+            } else if (x->bias) {
+                ragd_add_bias(row, x->bias + n0, 32);
+            }
+            if (x->Cb) {
+                __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(row + 16), _mm512_loadu_ps(row));
+                _mm512_storeu_si512((void *)(x->Cb + (size_t)(m0 + r) * x->N + n0), (__m512i)v);
+            } else {
+                memcpy(x->C + (size_t)(m0 + r) * x->ldc + n0, row, 32 * sizeof(float));
+            }
         }
     }
     _tile_release();
 }
 
-void ragd_amx_gemm(ragd_pool *pool, int M, const float *A, int lda, const ragd_amx_weight *W,
-                   float *C, int ldc, void *scratch) {
+void ragd_amx_gemm_ex(ragd_pool *pool, int M, const float *A, int lda, const uint16_t *Ab,
+                      const ragd_amx_weight *W, const float *bias, bool gelu, float *C, int ldc,
+                      uint16_t *Cb, void *scratch) {
     if (M <= 0) return;
     amx_ctx x = {.M = M,
                  .Mp = (M + 31) / 32 * 32,
@@ -183,9 +207,16 @@ void ragd_amx_gemm(ragd_pool *pool, int M, const float *A, int lda, const ragd_a
                  .ldc = ldc,
                  .A = A,
                  .W = W,
-                 .C = C};
-    x.Ab = (uint16_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
-    ragd_pool_run(pool, (size_t)x.Mp / 32, task_convert, &x);
+                 .C = C,
+                 .bias = bias,
+                 .gelu = gelu,
+                 .Cb = Cb};
+    if (Ab) {
+        x.Ab = (uint16_t *)Ab;
+    } else {
+        x.Ab = (uint16_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+        ragd_pool_run(pool, (size_t)x.Mp / 32, task_convert, &x);
+    }
     /* tasks: 32 rows x n_chunk columns; enough tasks for the threads, chunks of >= 128 */
     const int mblocks = x.Mp / 32;
     const int threads = pool ? ragd_pool_size(pool) : 1;
@@ -199,10 +230,17 @@ void ragd_amx_gemm(ragd_pool *pool, int M, const float *A, int lda, const ragd_a
 
 #else
 
-void ragd_amx_gemm(ragd_pool *pool, int M, const float *A, int lda, const ragd_amx_weight *W,
-                   float *C, int ldc, void *scratch) {
-    (void)pool, (void)M, (void)A, (void)lda, (void)W, (void)C, (void)ldc, (void)scratch;
+void ragd_amx_gemm_ex(ragd_pool *pool, int M, const float *A, int lda, const uint16_t *Ab,
+                      const ragd_amx_weight *W, const float *bias, bool gelu, float *C, int ldc,
+                      uint16_t *Cb, void *scratch) {
+    (void)pool, (void)M, (void)A, (void)lda, (void)Ab, (void)W, (void)bias, (void)gelu;
+    (void)C, (void)ldc, (void)Cb, (void)scratch;
     abort(); /* callers check ragd_amx_available() first */
 }
 
 #endif
+
+void ragd_amx_gemm(ragd_pool *pool, int M, const float *A, int lda, const ragd_amx_weight *W,
+                   float *C, int ldc, void *scratch) {
+    ragd_amx_gemm_ex(pool, M, A, lda, NULL, W, NULL, false, C, ldc, NULL, scratch);
+}

@@ -37,4 +37,13 @@ size_t ragd_amx_scratch_bytes(int M, int K);
 void ragd_amx_gemm(ragd_pool *pool, int M, const float *A, int lda, const ragd_amx_weight *W,
                    float *C, int ldc, void *scratch);
 
+/* The general form. Ab (optional): A already in bf16, row stride K elements, with at least
+ * roundup(M, 32) rows (rows past M may hold anything; their results are discarded); A is then
+ * unused. Epilogue on each output block: + bias[n] (optional), then exact GELU when gelu.
+ * Cb (optional): write the result as bf16 (row stride N elements, roundup(M, 32) rows; rows
+ * past M get zeros) instead of C. */
+void ragd_amx_gemm_ex(ragd_pool *pool, int M, const float *A, int lda, const uint16_t *Ab,
+                      const ragd_amx_weight *W, const float *bias, bool gelu, float *C, int ldc,
+                      uint16_t *Cb, void *scratch);
+
 #endif
