@@ -382,6 +382,7 @@ typedef struct fwd {
     /* per-stage arguments */
     ragd_pool *pool;
     void *amx_scratch;
+    uint16_t *xb, *fb; /* bf16 mode: bf16 copies of the hidden states / FFN activations */
     const bert_layer *layer;
     float *rows; /* x or xc */
     float *add;  /* tmp */
@@ -389,17 +390,28 @@ typedef struct fwd {
     bool cls_only;
 } fwd;
 
-static void gemm(fwd *f, int M, int N, int K, const float *A, int lda, const float *W,
-                 const ragd_amx_weight *aw, float *C, int ldc) {
-    /* C[M x N] = A[M x K] . W[N x K]^T */
+/* C[M x N] = A[M x K] . W[N x K]^T. bf16 mode: through AMX, A may come pre-converted (Ab),
+ * with the bias / GELU epilogue and optionally bf16 output (Cb); f32 mode: OpenBLAS (the
+ * epilogue arguments must be unused: callers run separate passes). */
+static void gemm(fwd *f, int M, int N, int K, const float *A, int lda, const uint16_t *Ab,
+                 const float *W, const ragd_amx_weight *aw, const float *bias, bool gelu, float *C,
+                 int ldc, uint16_t *Cb) {
     uint64_t t0 = ragd_now_ns();
     if (f->m->precision == RAGD_BERT_BF16)
-        ragd_amx_gemm(f->pool, M, A, lda, aw, C, ldc, f->amx_scratch);
+        ragd_amx_gemm_ex(f->pool, M, A, lda, Ab, aw, bias, gelu, C, ldc, Cb, f->amx_scratch);
     else
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, lda, W, K, 0.0f, C,
                     ldc);
     f->m->stats.gemm_ns += ragd_now_ns() - t0;
     f->m->stats.gemm_flops += 2.0 * M * N * K;
+}
+
+/* bf16 mode: the bf16 copy of a hidden-state row, the next GEMM's input. */
+static void store_bf16_row(fwd *f, int r, const float *x) {
+    if (!f->xb) return;
+    const int H = f->m->cfg.hidden;
+    uint16_t *o = f->xb + (size_t)r * H;
+    for (int d = 0; d < H; d++) o[d] = ragd_f32_to_bf16(x[d]);
 }
 
 static void task_embed(void *ctx, size_t i, int tid) {
@@ -414,6 +426,7 @@ static void task_embed(void *ctx, size_t i, int tid) {
         const float *p = m->pos + (size_t)f->tpos[t] * H;
         for (int d = 0; d < H; d++) x[d] = w[d] + p[d] + m->type[d];
         ragd_add_layernorm(x, NULL, NULL, m->emb_g, m->emb_b, (size_t)H, m->cfg.ln_eps);
+        store_bf16_row(f, t, x);
     }
 }
 
@@ -472,9 +485,11 @@ static void task_ln1(void *ctx, size_t i, int tid) {
     const int H = f->m->cfg.hidden;
     int r0 = (int)i * f->rows_per_task, r1 = r0 + f->rows_per_task;
     if (r1 > f->n_rows) r1 = f->n_rows;
-    for (int r = r0; r < r1; r++)
+    for (int r = r0; r < r1; r++) {
         ragd_add_layernorm(f->rows + (size_t)r * H, f->add + (size_t)r * H, f->layer->bo,
                            f->layer->ln1_g, f->layer->ln1_b, (size_t)H, f->m->cfg.ln_eps);
+        store_bf16_row(f, r, f->rows + (size_t)r * H);
+    }
 }
 
 static void task_ln2(void *ctx, size_t i, int tid) {
@@ -482,9 +497,11 @@ static void task_ln2(void *ctx, size_t i, int tid) {
     const int H = f->m->cfg.hidden;
     int r0 = (int)i * f->rows_per_task, r1 = r0 + f->rows_per_task;
     if (r1 > f->n_rows) r1 = f->n_rows;
-    for (int r = r0; r < r1; r++)
+    for (int r = r0; r < r1; r++) {
         ragd_add_layernorm(f->rows + (size_t)r * H, f->add + (size_t)r * H, f->layer->b2,
                            f->layer->ln2_g, f->layer->ln2_b, (size_t)H, f->m->cfg.ln_eps);
+        store_bf16_row(f, r, f->rows + (size_t)r * H);
+    }
 }
 
 static void task_gelu(void *ctx, size_t i, int tid) {
@@ -506,20 +523,25 @@ static size_t n_tasks(fwd *f, int rows) {
 static void run_layer(fwd *f, ragd_pool *pool, const bert_layer *ly, bool cls_only) {
     const ragd_bert_config *c = &f->m->cfg;
     const int H = c->hidden, F = c->ffn, T = f->T, n = f->n_seq;
+    const bool bf = f->m->precision == RAGD_BERT_BF16;
     f->layer = ly;
     f->cls_only = cls_only;
+    /* bf16: the biases ride in the GEMM epilogues, inputs come as bf16 copies (f->xb) */
     if (!cls_only) {
-        gemm(f, T, 3 * H, H, f->x, H, ly->wqkv, &ly->aqkv, f->qkv, 3 * H);
+        gemm(f, T, 3 * H, H, f->x, H, f->xb, ly->wqkv, &ly->aqkv, bf ? ly->bqkv : NULL, false,
+             f->qkv, 3 * H, NULL);
     } else {
         /* only [CLS] needs a query and everything after attention */
         const ragd_amx_weight q_rows = ragd_amx_rows(&ly->aqkv, 0, H);
         const ragd_amx_weight kv_rows = ragd_amx_rows(&ly->aqkv, H, 2 * H);
         for (int s = 0; s < n; s++)
             memcpy(f->xc + (size_t)s * H, f->x + (size_t)f->offs[s] * H, (size_t)H * sizeof(float));
-        gemm(f, n, H, H, f->xc, H, ly->wqkv, &q_rows, f->qc, H);
-        gemm(f, T, 2 * H, H, f->x, H, ly->wqkv + (size_t)H * H, &kv_rows, f->qkv + H, 3 * H);
+        gemm(f, n, H, H, f->xc, H, NULL, ly->wqkv, &q_rows, bf ? ly->bqkv : NULL, false, f->qc, H,
+             NULL);
+        gemm(f, T, 2 * H, H, f->x, H, f->xb, ly->wqkv + (size_t)H * H, &kv_rows,
+             bf ? ly->bqkv + H : NULL, false, f->qkv + H, 3 * H, NULL);
     }
-    ragd_pool_run(pool, n_tasks(f, T), task_qkv_bias, f);
+    if (!bf) ragd_pool_run(pool, n_tasks(f, T), task_qkv_bias, f);
     ragd_pool_run(pool, (size_t)n * c->heads, task_attention, f);
     if (!cls_only) {
         /* long sequences: S = Q K^T / sqrt(D) and O = softmax(S) V per head through sgemm */
@@ -548,11 +570,17 @@ static void run_layer(fwd *f, ragd_pool *pool, const bert_layer *ly, bool cls_on
     const int rows = cls_only ? n : T;
     f->rows = cls_only ? f->xc : f->x;
     f->add = f->tmp;
-    gemm(f, rows, H, H, cls_only ? f->ctxc : f->ctx, H, ly->wo, &ly->ao, f->tmp, H);
+    gemm(f, rows, H, H, cls_only ? f->ctxc : f->ctx, H, NULL, ly->wo, &ly->ao, NULL, false, f->tmp,
+         H, NULL);
     ragd_pool_run(pool, n_tasks(f, rows), task_ln1, f);
-    gemm(f, rows, F, H, f->rows, H, ly->w1, &ly->a1, f->ffn, F);
-    ragd_pool_run(pool, n_tasks(f, rows), task_gelu, f);
-    gemm(f, rows, H, F, f->ffn, F, ly->w2, &ly->a2, f->tmp, H);
+    if (bf) {
+        gemm(f, rows, F, H, NULL, 0, f->xb, ly->w1, &ly->a1, ly->b1, true, NULL, 0, f->fb);
+        gemm(f, rows, H, F, NULL, 0, f->fb, ly->w2, &ly->a2, NULL, false, f->tmp, H, NULL);
+    } else {
+        gemm(f, rows, F, H, f->rows, H, NULL, ly->w1, &ly->a1, NULL, false, f->ffn, F, NULL);
+        ragd_pool_run(pool, n_tasks(f, rows), task_gelu, f);
+        gemm(f, rows, H, F, f->ffn, F, NULL, ly->w2, &ly->a2, NULL, false, f->tmp, H, NULL);
+    }
     ragd_pool_run(pool, n_tasks(f, rows), task_ln2, f);
 }
 
@@ -588,7 +616,11 @@ int ragd_bert_forward(ragd_bert *m, ragd_pool *pool, const int32_t *ids, const i
                 (size_t)c->heads * (size_t)max_len * (size_t)max_len + (size_t)n_seq + T + 64;
     const size_t amx_bytes =
         m->precision == RAGD_BERT_BF16 ? ragd_amx_scratch_bytes((int)T, c->ffn) : 0;
-    nf += amx_bytes / sizeof(float) + 32;
+    const size_t Tp = (T + 31) / 32 * 32;
+    const size_t bf_floats = m->precision == RAGD_BERT_BF16
+                                 ? (Tp * H + Tp * F) * sizeof(uint16_t) / sizeof(float) + 32
+                                 : 0;
+    nf += amx_bytes / sizeof(float) + 32 + bf_floats;
     if (nf > m->buf_cap) {
         free(m->buf);
         m->buf = malloc(nf * sizeof(float));
@@ -617,6 +649,11 @@ int ragd_bert_forward(ragd_bert *m, ragd_pool *pool, const int32_t *ids, const i
     f.att = p, p += (size_t)n_threads * (size_t)max_len * (D + 1);
     f.scores = p, p += (size_t)c->heads * (size_t)max_len * (size_t)max_len;
     f.amx_scratch = p, p += amx_bytes / sizeof(float) + 16;
+    if (bf_floats) {
+        f.xb = (uint16_t *)(((uintptr_t)p + 63) & ~(uintptr_t)63);
+        f.fb = f.xb + Tp * H;
+        p += bf_floats;
+    }
     f.offs = (int *)p, p += n_seq;
     f.tpos = (int *)p;
     int off = 0;
