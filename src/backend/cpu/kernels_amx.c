@@ -8,11 +8,8 @@
 
 #if defined(__AMX_TILE__) && defined(__AMX_BF16__) && defined(__AVX512F__)
 #include <immintrin.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
-#define ARCH_REQ_XCOMP_PERM 0x1023
-#define XFEATURE_XTILEDATA 18
+#include "backend/cpu/amx_gemm.h"
 
 typedef struct tilecfg {
     uint8_t palette, start;
@@ -22,13 +19,7 @@ typedef struct tilecfg {
 } tilecfg;
 
 int ragd_k_amx_init(void) {
-    static int state = 0; /* 0 unknown, 1 ok, -1 unavailable */
-    if (state == 0) {
-        __builtin_cpu_init();
-        long rc = syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA);
-        state = rc == 0 ? 1 : -1;
-    }
-    return state == 1;
+    return ragd_amx_available(); /* asks the kernel for the tile state once per process */
 }
 
 void ragd_k_amx_pack_x(const float *X, size_t ldx, int t0, int T, int K, uint16_t *Xp) {
