@@ -52,8 +52,8 @@ static void store_tile(const float *c, int r, int tb, int T, const float *bias, 
     }
 }
 
-void ragd_k_amx_matmul(const uint16_t *Xp, int t0, int t1, int T, int K, const uint16_t *W,
-                       int r0, int r1, const float *bias, float *Y, size_t ldy, int accumulate) {
+void ragd_k_amx_matmul(const uint16_t *Xp, int t0, int t1, int T, int K, const uint16_t *W, int r0,
+                       int r1, const float *bias, float *Y, size_t ldy, int accumulate) {
     tilecfg cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.palette = 1;
@@ -119,8 +119,8 @@ void ragd_k_amx_pack_x(const float *X, size_t ldx, int t0, int T, int K, uint16_
     (void)X, (void)ldx, (void)t0, (void)T, (void)K, (void)Xp;
 }
 
-void ragd_k_amx_matmul(const uint16_t *Xp, int t0, int t1, int T, int K, const uint16_t *W,
-                       int r0, int r1, const float *bias, float *Y, size_t ldy, int accumulate) {
+void ragd_k_amx_matmul(const uint16_t *Xp, int t0, int t1, int T, int K, const uint16_t *W, int r0,
+                       int r1, const float *bias, float *Y, size_t ldy, int accumulate) {
     (void)Xp, (void)t0, (void)t1, (void)T, (void)K, (void)W, (void)r0, (void)r1, (void)bias,
         (void)Y, (void)ldy, (void)accumulate;
 }
