@@ -42,6 +42,17 @@ for m in ("qwen2-tiny", "llama-small", "bert-tiny"):
         with open(os.path.join(work, "st", f"seed{n}"), "wb") as o:
             o.write(struct.pack("<Q", len(h)) + h + bytes(range(256))[:off] * 1 + b"\0" * max(0, off - 256))
         n += 1
+os.makedirs(os.path.join(work, "emb"), exist_ok=True)
+g = os.path.join(shared, "golden", "bert_tokenizer_public.json")
+if os.path.exists(g):
+    cases = json.load(open(g))
+    for i, c in enumerate(cases[::12]):
+        with open(os.path.join(work, "emb", f"text{i}"), "wb") as o:
+            o.write(c["text"].encode()[:512])
+        with open(os.path.join(work, "emb", f"req{i}"), "wb") as o:
+            o.write(json.dumps({"input": [c["text"][:200], "x"], "encoding_format": "base64"}).encode())
+    with open(os.path.join(work, "emb", "ids"), "wb") as o:
+        o.write(b'{"input": [[101, 2, 3], [7]], "model": "m"}')
 g = os.path.join(shared, "golden", "qwen2_tokenizer_public.json")
 if os.path.exists(g):
     cases = json.load(open(g))
@@ -58,6 +69,7 @@ for f in "$BUILD"/tests/fuzz/fuzz_*; do
   case $name in
     fuzz_safetensors) seeds=$WORK/st ;;
     fuzz_tokenizer) seeds=$WORK/tok ;;
+    fuzz_embed) seeds=$WORK/emb ;;
     *) seeds=$WORK/$name; mkdir -p "$seeds" ;;
   esac
   mkdir -p "$WORK/corpus-$name"
