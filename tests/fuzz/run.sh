@@ -75,6 +75,17 @@ with open(os.path.join(work, "tokjson", "tmpl1"), "w") as o:
     o.write("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
             "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}"
             "{{ '<|im_start|>assistant\\n' }}{% endif %}")
+os.makedirs(os.path.join(work, "emb"), exist_ok=True)
+g = os.path.join(shared, "golden", "bert_tokenizer_public.json")
+if os.path.exists(g):
+    cases = json.load(open(g))
+    for i, c in enumerate(cases[::12]):
+        with open(os.path.join(work, "emb", f"text{i}"), "wb") as o:
+            o.write(c["text"].encode()[:512])
+        with open(os.path.join(work, "emb", f"req{i}"), "wb") as o:
+            o.write(json.dumps({"input": [c["text"][:200], "x"], "encoding_format": "base64"}).encode())
+    with open(os.path.join(work, "emb", "ids"), "wb") as o:
+        o.write(b'{"input": [[101, 2, 3], [7]], "model": "m"}')
 g = os.path.join(shared, "golden", "qwen2_tokenizer_public.json")
 if os.path.exists(g):
     cases = json.load(open(g))
@@ -92,6 +103,7 @@ for f in "$BUILD"/tests/fuzz/fuzz_*; do
     fuzz_safetensors) seeds=$WORK/st ;;
     fuzz_tokenizer) seeds=$WORK/tok ;;
     fuzz_tokenizer_json) seeds=$WORK/tokjson ;;
+    fuzz_embed) seeds=$WORK/emb ;;
     *) seeds=$WORK/$name; mkdir -p "$seeds" ;;
   esac
   mkdir -p "$WORK/corpus-$name"
