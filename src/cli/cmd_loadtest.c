@@ -50,85 +50,84 @@ static void on_progress(void *ctx, const ragd_lt_progress *p) {
 }
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: ragd loadtest --url URL [options]\n"
-            "       ragd loadtest --config FILE.yaml [options]   (command line overrides the file)\n"
-            "\nrequests:\n"
-            "  --url URL               endpoint, e.g. http://127.0.0.1:8080/v1/chat/completions\n"
-            "  --api KIND              openai-chat (default) | openai-completions | seed\n"
-            "  --body-template FILE    body with {{question}} {{user_id}} {{request_id}}\n"
-            "  --header 'K: V'         extra header (repeatable), e.g. Authorization\n"
-            "  --model NAME            \"model\" field (openai APIs)\n"
-            "  --max-tokens N          max_tokens (openai APIs; default 256, 0 omits it)\n"
-            "  --questions FILE        JSON array of strings, or JSONL with a \"text\" field\n"
-            "  --seed N                random question / user_id picks (default: from the clock)\n"
-            "  --num-users N           seed api user_id range 1..N (default 1000)\n"
-            "  --timeout S             per-request timeout (default 600, 0 = none)\n"
-            "  --connect-timeout S     (default 10)\n"
-            "\nclosed loop (virtual users, each one request after another):\n"
-            "  --users N               number of users / queues (default 1)\n"
-            "  --loops N               count mode: requests per user (default 1)\n"
-            "  --duration S            duration mode: start requests for S seconds\n"
-            "  --grace S               then let running requests finish for S s (default 30),\n"
-            "                          cut the rest and report them as cut\n"
-            "  --interval S            think time between a user's requests\n"
-            "  --ramp-up S             start users evenly over S seconds\n"
-            "\nopen loop (arrivals on an absolute schedule, no coordinated omission):\n"
-            "  --rate R                requests per second (Poisson)\n"
-            "  --burstiness K          gamma shape of inter-arrival times (1 = Poisson)\n"
-            "  --requests N | --duration S   how many arrivals / for how long\n"
-            "  --max-concurrency N     cap on requests in flight (arrivals wait)\n"
-            "  --ramp-up S             rate ramps linearly from 0 over S seconds\n"
-            "\nboth:\n"
-            "  --warmup N              N requests first, excluded from the statistics\n"
-            "  --threads N             worker threads, each with its own event loop (default 1)\n"
-            "\noutput:\n"
-            "  --json FILE             full report with per-request records ('-' = stdout)\n"
-            "  --html FILE             self-contained HTML report (inline SVG charts)\n"
-            "  --slo ttft=500ms,tpot=50ms[,itl=..,e2e=..]   goodput\n"
-            "  --no-event-times        leave per-event times out of the JSON records\n"
-            "  --tokenizer DIR         count output tokens with the project tokenizer\n"
-            "  --quiet                 no progress line (it is only shown on a terminal anyway)\n"
-            "\nYAML keys: every long option name, plus the seed tool's target-url, num-queues,\n"
-            "mode (count|duration), limit, interval, num-users, data-filename.\n"
-            "Exit status: 0 run completed (see the report for failed requests), 1 runtime error,\n"
-            "2 usage or configuration error.\n");
+    fprintf(
+        f, "usage: ragd loadtest --url URL [options]\n"
+           "       ragd loadtest --config FILE.yaml [options]   (command line overrides the file)\n"
+           "\nrequests:\n"
+           "  --url URL               endpoint, e.g. http://127.0.0.1:8080/v1/chat/completions\n"
+           "  --api KIND              openai-chat (default) | openai-completions | seed\n"
+           "  --body-template FILE    body with {{question}} {{user_id}} {{request_id}}\n"
+           "  --header 'K: V'         extra header (repeatable), e.g. Authorization\n"
+           "  --model NAME            \"model\" field (openai APIs)\n"
+           "  --max-tokens N          max_tokens (openai APIs; default 256, 0 omits it)\n"
+           "  --questions FILE        JSON array of strings, or JSONL with a \"text\" field\n"
+           "  --seed N                random question / user_id picks (default: from the clock)\n"
+           "  --num-users N           seed api user_id range 1..N (default 1000)\n"
+           "  --timeout S             per-request timeout (default 600, 0 = none)\n"
+           "  --connect-timeout S     (default 10)\n"
+           "\nclosed loop (virtual users, each one request after another):\n"
+           "  --users N               number of users / queues (default 1)\n"
+           "  --loops N               count mode: requests per user (default 1)\n"
+           "  --duration S            duration mode: start requests for S seconds\n"
+           "  --grace S               then let running requests finish for S s (default 30),\n"
+           "                          cut the rest and report them as cut\n"
+           "  --interval S            think time between a user's requests\n"
+           "  --ramp-up S             start users evenly over S seconds\n"
+           "\nopen loop (arrivals on an absolute schedule, no coordinated omission):\n"
+           "  --rate R                requests per second (Poisson)\n"
+           "  --burstiness K          gamma shape of inter-arrival times (1 = Poisson)\n"
+           "  --requests N | --duration S   how many arrivals / for how long\n"
+           "  --max-concurrency N     cap on requests in flight (arrivals wait)\n"
+           "  --ramp-up S             rate ramps linearly from 0 over S seconds\n"
+           "\nboth:\n"
+           "  --warmup N              N requests first, excluded from the statistics\n"
+           "  --threads N             worker threads, each with its own event loop (default 1)\n"
+           "\noutput:\n"
+           "  --json FILE             full report with per-request records ('-' = stdout)\n"
+           "  --html FILE             self-contained HTML report (inline SVG charts)\n"
+           "  --slo ttft=500ms,tpot=50ms[,itl=..,e2e=..]   goodput\n"
+           "  --no-event-times        leave per-event times out of the JSON records\n"
+           "  --tokenizer DIR         count output tokens with the project tokenizer\n"
+           "  --quiet                 no progress line (it is only shown on a terminal anyway)\n"
+           "\nYAML keys: every long option name, plus the seed tool's target-url, num-queues,\n"
+           "mode (count|duration), limit, interval, num-users, data-filename.\n"
+           "Exit status: 0 run completed (see the report for failed requests), 1 runtime error,\n"
+           "2 usage or configuration error.\n");
 }
 
 enum { OPT_BASE = 1000 };
-static const struct option g_opts[] = {
-    {"url", required_argument, 0, 0},
-    {"config", required_argument, 0, 0},
-    {"api", required_argument, 0, 0},
-    {"model", required_argument, 0, 0},
-    {"max-tokens", required_argument, 0, 0},
-    {"body-template", required_argument, 0, 0},
-    {"header", required_argument, 0, 0},
-    {"questions", required_argument, 0, 0},
-    {"seed", required_argument, 0, 0},
-    {"num-users", required_argument, 0, 0},
-    {"users", required_argument, 0, 0},
-    {"loops", required_argument, 0, 0},
-    {"duration", required_argument, 0, 0},
-    {"grace", required_argument, 0, 0},
-    {"interval", required_argument, 0, 0},
-    {"ramp-up", required_argument, 0, 0},
-    {"rate", required_argument, 0, 0},
-    {"burstiness", required_argument, 0, 0},
-    {"max-concurrency", required_argument, 0, 0},
-    {"requests", required_argument, 0, 0},
-    {"warmup", required_argument, 0, 0},
-    {"timeout", required_argument, 0, 0},
-    {"connect-timeout", required_argument, 0, 0},
-    {"threads", required_argument, 0, 0},
-    {"json", required_argument, 0, 0},
-    {"html", required_argument, 0, 0},
-    {"slo", required_argument, 0, 0},
-    {"tokenizer", required_argument, 0, 0},
-    {"quiet", no_argument, 0, 0},
-    {"no-event-times", no_argument, 0, 0},
-    {"help", no_argument, 0, 'h'},
-    {0, 0, 0, 0}};
+static const struct option g_opts[] = {{"url", required_argument, 0, 0},
+                                       {"config", required_argument, 0, 0},
+                                       {"api", required_argument, 0, 0},
+                                       {"model", required_argument, 0, 0},
+                                       {"max-tokens", required_argument, 0, 0},
+                                       {"body-template", required_argument, 0, 0},
+                                       {"header", required_argument, 0, 0},
+                                       {"questions", required_argument, 0, 0},
+                                       {"seed", required_argument, 0, 0},
+                                       {"num-users", required_argument, 0, 0},
+                                       {"users", required_argument, 0, 0},
+                                       {"loops", required_argument, 0, 0},
+                                       {"duration", required_argument, 0, 0},
+                                       {"grace", required_argument, 0, 0},
+                                       {"interval", required_argument, 0, 0},
+                                       {"ramp-up", required_argument, 0, 0},
+                                       {"rate", required_argument, 0, 0},
+                                       {"burstiness", required_argument, 0, 0},
+                                       {"max-concurrency", required_argument, 0, 0},
+                                       {"requests", required_argument, 0, 0},
+                                       {"warmup", required_argument, 0, 0},
+                                       {"timeout", required_argument, 0, 0},
+                                       {"connect-timeout", required_argument, 0, 0},
+                                       {"threads", required_argument, 0, 0},
+                                       {"json", required_argument, 0, 0},
+                                       {"html", required_argument, 0, 0},
+                                       {"slo", required_argument, 0, 0},
+                                       {"tokenizer", required_argument, 0, 0},
+                                       {"quiet", no_argument, 0, 0},
+                                       {"no-event-times", no_argument, 0, 0},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
 
 static int write_out(const char *path, const ragd_buf *b, ragd_err *err) {
     if (!strcmp(path, "-")) {

@@ -108,8 +108,7 @@ static int parse_secs(const char *key, const char *v, double *out, ragd_err *err
 }
 
 static int parse_bool(const char *key, const char *v, bool *out, ragd_err *err) {
-    if (!strcasecmp(v, "true") || !strcasecmp(v, "yes") || !strcmp(v, "1") ||
-        !strcasecmp(v, "on"))
+    if (!strcasecmp(v, "true") || !strcasecmp(v, "yes") || !strcmp(v, "1") || !strcasecmp(v, "on"))
         *out = true;
     else if (!strcasecmp(v, "false") || !strcasecmp(v, "no") || !strcmp(v, "0") ||
              !strcasecmp(v, "off"))
@@ -126,8 +125,8 @@ int ragd_lt_option_set(ragd_lt_options *o, const char *key, const char *v, ragd_
     int rc = RAGD_OK;
     if (!strcmp(key, "url") || !strcmp(key, "target-url")) {
         if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8))
-            return ragd_err_set(err, RAGD_EINVAL, "%s: expected an http:// or https:// URL, got '%s'",
-                                key, v);
+            return ragd_err_set(err, RAGD_EINVAL,
+                                "%s: expected an http:// or https:// URL, got '%s'", key, v);
         return set_str(&c->url, v);
     }
     if (!strcmp(key, "api")) {
@@ -257,8 +256,7 @@ int ragd_lt_option_set(ragd_lt_options *o, const char *key, const char *v, ragd_
 int ragd_lt_load_yaml(ragd_lt_options *o, const char *path, ragd_err *err) {
     FILE *f = fopen(path, "rb");
     if (!f)
-        return ragd_err_set(err, RAGD_EIO, "cannot read config file %s: %s", path,
-                            strerror(errno));
+        return ragd_err_set(err, RAGD_EIO, "cannot read config file %s: %s", path, strerror(errno));
     yaml_parser_t p;
     if (!yaml_parser_initialize(&p)) {
         fclose(f);
@@ -270,6 +268,7 @@ int ragd_lt_load_yaml(ragd_lt_options *o, const char *path, ragd_err *err) {
     int state = 0, depth = 0;
     char key[128] = "";
     bool done = false, seen_map = false;
+    ragd_buf pairs = {0}; /* line NUL key NUL value NUL ... */
     while (!done && rc == RAGD_OK) {
         yaml_event_t ev;
         if (!yaml_parser_parse(&p, &ev)) {
@@ -294,8 +293,8 @@ int ragd_lt_load_yaml(ragd_lt_options *o, const char *path, ragd_err *err) {
                     seen_map = true;
                 } else {
                     rc = ragd_err_set(err, RAGD_EFORMAT,
-                                      "%s:%zu: '%s': nested mappings are not supported", path,
-                                      line, key);
+                                      "%s:%zu: '%s': nested mappings are not supported", path, line,
+                                      key);
                 }
                 break;
             case YAML_MAPPING_END_EVENT:
@@ -307,8 +306,8 @@ int ragd_lt_load_yaml(ragd_lt_options *o, const char *path, ragd_err *err) {
                     state = 3;
                 else
                     rc = ragd_err_set(err, RAGD_EFORMAT,
-                                      "%s:%zu: expected a mapping of option names to values",
-                                      path, line);
+                                      "%s:%zu: expected a mapping of option names to values", path,
+                                      line);
                 break;
             case YAML_SEQUENCE_END_EVENT:
                 state = 1;
@@ -319,19 +318,22 @@ int ragd_lt_load_yaml(ragd_lt_options *o, const char *path, ragd_err *err) {
                     snprintf(key, sizeof key, "%s", val);
                     state = 2;
                 } else if (state == 2 || state == 3) {
-                    rc = ragd_lt_option_set(o, key, val, err);
-                    if (rc) ragd_err_prefix(err, "%s:%zu", path, line);
+                    /* applied once the whole file parsed: syntax errors come first */
+                    if (ragd_buf_printf(&pairs, "%zu", line) || ragd_buf_putc(&pairs, 0) ||
+                        ragd_buf_puts(&pairs, key) || ragd_buf_putc(&pairs, 0) ||
+                        ragd_buf_puts(&pairs, val) || ragd_buf_putc(&pairs, 0))
+                        rc = ragd_err_set(err, RAGD_ENOMEM, "out of memory");
                     if (state == 2) state = 1;
                 } else {
                     rc = ragd_err_set(err, RAGD_EFORMAT,
-                                      "%s:%zu: expected a mapping of option names to values",
-                                      path, line);
+                                      "%s:%zu: expected a mapping of option names to values", path,
+                                      line);
                 }
                 break;
             }
             case YAML_ALIAS_EVENT:
-                rc = ragd_err_set(err, RAGD_EFORMAT, "%s:%zu: YAML aliases are not supported",
-                                  path, line);
+                rc = ragd_err_set(err, RAGD_EFORMAT, "%s:%zu: YAML aliases are not supported", path,
+                                  line);
                 break;
             default:
                 break;
@@ -341,6 +343,14 @@ int ragd_lt_load_yaml(ragd_lt_options *o, const char *path, ragd_err *err) {
     if (rc == RAGD_OK && !seen_map)
         rc = ragd_err_set(err, RAGD_EFORMAT, "%s: expected a mapping of option names to values",
                           path);
+    for (size_t at = 0; rc == RAGD_OK && at < pairs.len;) {
+        const char *ln = pairs.data + at;
+        const char *k = ln + strlen(ln) + 1;
+        const char *v = k + strlen(k) + 1;
+        at = (size_t)(v + strlen(v) + 1 - pairs.data);
+        if ((rc = ragd_lt_option_set(o, k, v, err))) ragd_err_prefix(err, "%s:%s", path, ln);
+    }
+    ragd_buf_free(&pairs);
     yaml_parser_delete(&p);
     fclose(f);
     return rc;
@@ -448,8 +458,7 @@ int ragd_lt_config_finish(ragd_lt_options *o, ragd_err *err) {
     int rc;
     if (o->mode || o->have_limit) {
         const char *mode = o->mode ? o->mode : "count";
-        if (!o->have_limit)
-            return ragd_err_set(err, RAGD_EINVAL, "mode %s needs a limit", mode);
+        if (!o->have_limit) return ragd_err_set(err, RAGD_EINVAL, "mode %s needs a limit", mode);
         if (!strcmp(mode, "count")) {
             if (o->limit < 1 || o->limit != floor(o->limit) || o->limit > 1e9)
                 return ragd_err_set(err, RAGD_EINVAL,
@@ -477,8 +486,8 @@ int ragd_lt_config_finish(ragd_lt_options *o, ragd_err *err) {
         char *t = NULL;
         size_t tl = 0;
         if (ragd_read_file(o->template_path, &t, &tl, err))
-            return ragd_err_set(err, RAGD_EIO, "cannot read body template %s: %s",
-                                o->template_path, err ? err->msg : "read error");
+            return ragd_err_set(err, RAGD_EIO, "cannot read body template %s: %s", o->template_path,
+                                err ? err->msg : "read error");
         free(c->body_template);
         c->body_template = t;
         c->api = RAGD_LT_API_TEMPLATE;

@@ -22,9 +22,9 @@
 #define ERR_BODY_MAX 1024
 
 const char *ragd_lt_status_name(int s) {
-    static const char *names[] = {"ok",         "http_status",       "connect",
-                                  "timeout",    "disconnect",        "incomplete_stream",
-                                  "stream_error", "other",           "cut"};
+    static const char *names[] = {"ok",           "http_status", "connect",
+                                  "timeout",      "disconnect",  "incomplete_stream",
+                                  "stream_error", "other",       "cut"};
     return s >= 0 && s < RAGD_LT_N_STATUS ? names[s] : "?";
 }
 
@@ -70,9 +70,9 @@ typedef struct worker worker;
 typedef struct slot {
     worker *w;
     CURL *easy;
-    int index;     /* slot index in its worker */
-    int user;      /* closed loop: global user index; open loop: -1 */
-    int quota;     /* closed loop: requests left for this user (-1 unlimited) */
+    int index; /* slot index in its worker */
+    int user;  /* closed loop: global user index; open loop: -1 */
+    int quota; /* closed loop: requests left for this user (-1 unlimited) */
     bool busy;
     uint64_t rng;
     ragd_sse_parser sse;
@@ -95,8 +95,8 @@ typedef struct timer_ent {
 typedef struct run_state {
     const ragd_lt_config *cfg;
     bool warmup;
-    int n_users;  /* closed loop users in this phase */
-    int *quota;   /* per user, closed loop; NULL = unlimited (duration) */
+    int n_users;                    /* closed loop users in this phase */
+    int *quota;                     /* per user, closed loop; NULL = unlimited (duration) */
     uint64_t t0_ns, end_ns, cut_ns; /* end/cut 0 = none */
     long open_requests;             /* open loop: arrivals (0 = until end) */
     double rate;
@@ -439,8 +439,7 @@ static int start_request(worker *w, slot *s, uint64_t sched_ns, uint64_t req_id,
     s->start_ns = ragd_now_ns();
     CURLMcode mc = curl_multi_add_handle(w->multi, e);
     if (mc != CURLM_OK) {
-        snprintf(w->errmsg, sizeof w->errmsg, "curl_multi_add_handle: %s",
-                 curl_multi_strerror(mc));
+        snprintf(w->errmsg, sizeof w->errmsg, "curl_multi_add_handle: %s", curl_multi_strerror(mc));
         return RAGD_EINTERNAL;
     }
     return RAGD_OK;
@@ -509,8 +508,8 @@ static int finish_request(worker *w, slot *s, int status, char *msg, uint64_t no
         memcpy(r.event_ms, s->ev.data, s->ev.len * sizeof(float));
     }
     if (c->count_tokens)
-        r.output_tokens = c->count_tokens(c->count_tokens_ctx, s->text.data ? s->text.data : "",
-                                          s->text.len);
+        r.output_tokens =
+            c->count_tokens(c->count_tokens_ctx, s->text.data ? s->text.data : "", s->text.len);
     else if (s->have_usage)
         r.output_tokens = s->usage_out;
     else
@@ -522,7 +521,8 @@ static int finish_request(worker *w, slot *s, int status, char *msg, uint64_t no
     r.error = msg;
     if (status == RAGD_LT_OK) {
         atomic_fetch_add(&run->done, 1);
-        atomic_fetch_add(&run->tokens, (unsigned long long)(r.output_tokens > 0 ? r.output_tokens : 0));
+        atomic_fetch_add(&run->tokens,
+                         (unsigned long long)(r.output_tokens > 0 ? r.output_tokens : 0));
         if (r.ttft_ms >= 0) {
             pthread_mutex_lock(&run->mu);
             ragd_hist_add(&run->ttft_hist, r.ttft_ms);
@@ -641,8 +641,7 @@ static void drain_done(worker *w) {
         curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&s);
         CURLcode cc = m->data.result;
         uint64_t now = ragd_now_ns();
-        if (!s->status_known)
-            curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &s->http_status);
+        if (!s->status_known) curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &s->http_status);
         char *msg;
         int st = classify(s, cc, &msg);
         if (finish_request(w, s, st, msg, now)) w->err = RAGD_ENOMEM;
@@ -689,8 +688,8 @@ static void *worker_main(void *arg) {
                 next_arrival(w);
             }
         }
-        bool pending = w->heap.len || (w->open && (!w->arrivals_done ||
-                                                   w->backlog_head < w->backlog.len));
+        bool pending =
+            w->heap.len || (w->open && (!w->arrivals_done || w->backlog_head < w->backlog.len));
         if (!w->active && !pending) break;
         /* next wake-up */
         uint64_t wake = now + 200000000ULL; /* re-check the stop flag at least 5x a second */
@@ -796,8 +795,8 @@ static int run_phase(const ragd_lt_config *c, bool warmup, ragd_lt_result *res, 
     int n_users = 0;
     int *quota = NULL;
     if (warmup) {
-        int conc = c->rate > 0 ? (c->max_concurrency > 0 ? c->max_concurrency : c->warmup)
-                               : c->users;
+        int conc =
+            c->rate > 0 ? (c->max_concurrency > 0 ? c->max_concurrency : c->warmup) : c->users;
         n_users = conc < c->warmup ? conc : c->warmup;
         if (n_users < 1) n_users = 1;
     } else if (!open) {

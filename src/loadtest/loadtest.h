@@ -85,15 +85,15 @@ typedef struct ragd_lt_config {
     double interval_s; /* think time between a user's requests */
     double ramp_up_s;  /* users (closed) / rate (open) ramp linearly over this */
     /* open loop (rate > 0) */
-    double rate;       /* requests per second */
-    double burstiness; /* gamma shape; 1 = Poisson */
+    double rate;         /* requests per second */
+    double burstiness;   /* gamma shape; 1 = Poisson */
     int max_concurrency; /* 0 = unlimited */
     int requests;        /* open loop: number of arrivals (0 = bounded by duration) */
     /* both */
     int warmup;       /* requests run before the measured phase, excluded from results */
     double timeout_s; /* per request, 0 = none */
     double connect_timeout_s;
-    int threads; /* worker threads (>= 1) */
+    int threads;           /* worker threads (>= 1) */
     bool keep_event_times; /* store per-event times in records (default true) */
     ragd_lt_count_tokens_fn count_tokens;
     void *count_tokens_ctx;
@@ -138,12 +138,12 @@ void ragd_lt_options_free(ragd_lt_options *o);
 int ragd_lt_load_questions(const char *path, char ***out, size_t *n, ragd_err *err);
 
 typedef struct ragd_lt_record {
-    uint64_t id;   /* request index in the measured phase */
-    int user;      /* closed loop: user index; open loop: -1 */
-    double sched_s; /* open loop: scheduled start offset from run start; closed: = start_s */
-    double start_s; /* actual send offset from run start */
-    double ttft_ms; /* first content event; < 0 when none */
-    double e2e_ms;  /* until the end of the transfer (or the cut) */
+    uint64_t id;       /* request index in the measured phase */
+    int user;          /* closed loop: user index; open loop: -1 */
+    double sched_s;    /* open loop: scheduled start offset from run start; closed: = start_s */
+    double start_s;    /* actual send offset from run start */
+    double ttft_ms;    /* first content event; < 0 when none */
+    double e2e_ms;     /* until the end of the transfer (or the cut) */
     uint32_t n_events; /* content events */
     float *event_ms;   /* n_events arrival times relative to start (NULL unless kept) */
     long output_tokens;
@@ -158,7 +158,7 @@ typedef struct ragd_lt_result {
     double total_s; /* measured phase: start until the last request ended or was cut */
     ragd_lt_record *records;
     size_t n_records;
-    int users; /* closed loop users (0 in open loop) */
+    int users;                     /* closed loop users (0 in open loop) */
     long *user_done, *user_failed; /* per closed-loop user: ok / failed (cut not counted) */
     uint64_t n_warmup;
     double cpu_user_s, cpu_sys_s; /* process CPU time during the measured phase */

@@ -208,8 +208,8 @@ static void text_row(ragd_buf *b, const char *name, const ragd_summary *s) {
                     s->p90, s->p99, s->max, s->n);
 }
 
-int ragd_lt_report_text(const ragd_lt_config *c, const ragd_lt_result *res,
-                        const ragd_lt_slo *slo, ragd_buf *b) {
+int ragd_lt_report_text(const ragd_lt_config *c, const ragd_lt_result *res, const ragd_lt_slo *slo,
+                        ragd_buf *b) {
     agg a;
     int rc = agg_build(res, slo, &a);
     if (rc) {
@@ -228,7 +228,8 @@ int ragd_lt_report_text(const ragd_lt_config *c, const ragd_lt_result *res,
     shape_desc(c, b);
     ragd_buf_printf(b, "\ntarget         %s (%s)\n", c->url, api_name(c->api));
     ragd_buf_printf(b, "requests       ok %zu, failed %zu, cut %zu", a.ok, a.failed, a.cut);
-    if (res->n_warmup) ragd_buf_printf(b, " (+%llu warm-up, excluded)", (unsigned long long)res->n_warmup);
+    if (res->n_warmup)
+        ragd_buf_printf(b, " (+%llu warm-up, excluded)", (unsigned long long)res->n_warmup);
     ragd_buf_printf(b, "\nthroughput     %.2f req/s, output %.1f tok/s, total %.1f tok/s%s\n",
                     per_s((double)a.ok, res->total_s), per_s(a.out_tokens, res->total_s),
                     per_s(a.out_tokens + a.in_tokens, res->total_s),
@@ -294,8 +295,8 @@ static void json_summary(ragd_buf *b, const char *key, const ragd_summary *s) {
     ragd_buf_printf(b, ",\"n\":%zu}", s->n);
 }
 
-int ragd_lt_report_json(const ragd_lt_config *c, const ragd_lt_result *res,
-                        const ragd_lt_slo *slo, ragd_buf *b) {
+int ragd_lt_report_json(const ragd_lt_config *c, const ragd_lt_result *res, const ragd_lt_slo *slo,
+                        ragd_buf *b) {
     agg a;
     int rc = agg_build(res, slo, &a);
     if (rc) {
@@ -446,9 +447,10 @@ static void svg_chart(ragd_buf *b, const char *title, const char *xl, const char
             if (s[k].y[i] < y0) y0 = s[k].y[i];
         }
     if (xmax_clip > 0 && x1 > xmax_clip) x1 = xmax_clip;
-    ragd_buf_printf(b, "<figure><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
-                       "height=\"%d\" viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" "
-                       "font-size=\"11\">\n",
+    ragd_buf_printf(b,
+                    "<figure><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
+                    "height=\"%d\" viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" "
+                    "font-size=\"11\">\n",
                     CW, CH, CW, CH);
     ragd_buf_printf(b, "<text x=\"%d\" y=\"16\" font-size=\"13\" font-weight=\"bold\">", ML);
     html_esc(b, title);
@@ -466,10 +468,11 @@ static void svg_chart(ragd_buf *b, const char *title, const char *xl, const char
     x1 = ceil(x1 / xs) * xs;
     y1 = ceil(y1 / ys) * ys;
     double pw = CW - ML - MR, ph = CH - MT - MB;
-#define PX(v) (ML + ((v) - x0) / (x1 - x0) * pw)
-#define PY(v) (MT + ph - ((v) - y0) / (y1 - y0) * ph)
-    ragd_buf_printf(b, "<rect x=\"%d\" y=\"%d\" width=\"%.0f\" height=\"%.0f\" fill=\"#fafafa\" "
-                       "stroke=\"#999\"/>\n",
+#define PX(v) (ML + ((v)-x0) / (x1 - x0) * pw)
+#define PY(v) (MT + ph - ((v)-y0) / (y1 - y0) * ph)
+    ragd_buf_printf(b,
+                    "<rect x=\"%d\" y=\"%d\" width=\"%.0f\" height=\"%.0f\" fill=\"#fafafa\" "
+                    "stroke=\"#999\"/>\n",
                     ML, MT, pw, ph);
     for (double v = x0; v <= x1 + xs * 0.01; v += xs)
         ragd_buf_printf(b,
@@ -500,8 +503,9 @@ static void svg_chart(ragd_buf *b, const char *title, const char *xl, const char
                                     PY(r->y[i]));
             ragd_buf_puts(b, "</g>\n");
         } else {
-            ragd_buf_printf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" "
-                               "points=\"",
+            ragd_buf_printf(b,
+                            "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" "
+                            "points=\"",
                             r->color);
             for (size_t i = 0; i < r->n; i += step) {
                 if (r->x[i] > x1) break;
@@ -545,8 +549,8 @@ static void html_row(ragd_buf *b, const char *name, const ragd_summary *s) {
                         s->mean, s->p50, s->p90, s->p99, s->max, s->n);
 }
 
-int ragd_lt_report_html(const ragd_lt_config *c, const ragd_lt_result *res,
-                        const ragd_lt_slo *slo, ragd_buf *b) {
+int ragd_lt_report_html(const ragd_lt_config *c, const ragd_lt_result *res, const ragd_lt_slo *slo,
+                        ragd_buf *b) {
     agg a;
     int rc = agg_build(res, slo, &a);
     double *cx[4] = {0}, *cy[4] = {0}, *tx = NULL, *ty = NULL, *bx = NULL, *btok = NULL,

@@ -70,8 +70,7 @@ static int dispatch(ragd_sse_parser *p) {
     ev.last_id = p->last_id.len ? p->last_id.data : "";
     if (!ragd_utf8_valid(ev.data, ev.data_len) || !ragd_utf8_valid(ev.type, ev.type_len)) {
         ragd_buf_clear(&p->scratch);
-        if (repair_utf8(&p->scratch, ev.data, ev.data_len) ||
-            ragd_buf_putc(&p->scratch, '\0') ||
+        if (repair_utf8(&p->scratch, ev.data, ev.data_len) || ragd_buf_putc(&p->scratch, '\0') ||
             repair_utf8(&p->scratch, ev.type, ev.type_len))
             return RAGD_ENOMEM;
         size_t dl = strlen(p->scratch.data);

@@ -135,16 +135,20 @@ static stream *build_stream(struct MHD_Connection *c, const char *url) {
     stream *s = calloc(1, sizeof *s);
     if (!s) return NULL;
     const char *fmt = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "fmt");
-    if (!fmt) fmt = strstr(url, "chat/completions") ? "openai"
-                    : strstr(url, "/completions")   ? "completions"
-                                                    : "seed";
+    if (!fmt)
+        fmt = strstr(url, "chat/completions") ? "openai"
+              : strstr(url, "/completions")   ? "completions"
+                                              : "seed";
     long n = qint(c, "n", 5), ttft = qint(c, "ttft_ms", 0), gap = qint(c, "gap_ms", 0);
     bool role = qint(c, "role", 0), ka = qint(c, "keepalive", 0), split = qint(c, "split", 0);
     long usage = qint(c, "usage", -1), close_after = qint(c, "close_after", -1);
     long error_after = qint(c, "error_after", -1), batch = qint(c, "batch", 1);
     bool error_json = qint(c, "error_json", 0), nodone = qint(c, "nodone", 0);
     const char *eolq = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "eol");
-    const char *eol = !eolq ? "\n" : !strcmp(eolq, "crlf") ? "\r\n" : !strcmp(eolq, "cr") ? "\r" : "\n";
+    const char *eol = !eolq                   ? "\n"
+                      : !strcmp(eolq, "crlf") ? "\r\n"
+                      : !strcmp(eolq, "cr")   ? "\r"
+                                              : "\n";
     if (batch < 1) batch = 1;
     ragd_buf ev = {0};
     uint64_t ms = 1000000ULL;
@@ -191,10 +195,11 @@ static stream *build_stream(struct MHD_Connection *c, const char *url) {
             ended = true;
         } else if (error_after >= 0 && sent >= error_after) {
             if (error_json)
-                EMIT(t + 2 * ms,
-                     "data: {\"error\":{\"message\":\"scripted failure\",\"type\":\"server_error\"}}"
-                     "\n\n",
-                     false);
+                EMIT(
+                    t + 2 * ms,
+                    "data: {\"error\":{\"message\":\"scripted failure\",\"type\":\"server_error\"}}"
+                    "\n\n",
+                    false);
             else
                 EMIT(t + 2 * ms, "event: error\ndata: scripted failure\n\n", false);
             ended = true;
@@ -202,14 +207,18 @@ static stream *build_stream(struct MHD_Connection *c, const char *url) {
     }
     if (!ended) {
         if (!strcmp(fmt, "openai") || !strcmp(fmt, "completions")) {
-            EMIT(t, "data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n",
+            EMIT(t,
+                 "data: "
+                 "{\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}"
+                 "]}\n\n",
                  false);
             if (usage >= 0) {
                 ragd_buf_clear(&ev);
-                ragd_buf_printf(&ev,
-                                "data: {\"id\":\"c1\",\"choices\":[],\"usage\":{\"prompt_tokens\":7,"
-                                "\"completion_tokens\":%ld,\"total_tokens\":%ld}}\n\n",
-                                usage, usage + 7);
+                ragd_buf_printf(
+                    &ev,
+                    "data: {\"id\":\"c1\",\"choices\":[],\"usage\":{\"prompt_tokens\":7,"
+                    "\"completion_tokens\":%ld,\"total_tokens\":%ld}}\n\n",
+                    usage, usage + 7);
                 EMIT(t, ev.data, false);
             }
         }
@@ -331,8 +340,8 @@ int main(int argc, char **argv) {
             MHD_USE_ERROR_LOG,
         (uint16_t)port, NULL, NULL, handler, NULL, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
         MHD_OPTION_CONNECTION_LIMIT, 30000u, MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096u,
-        MHD_OPTION_THREAD_STACK_SIZE, (size_t)(256 * 1024), MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-        MHD_OPTION_END);
+        MHD_OPTION_THREAD_STACK_SIZE, (size_t)(256 * 1024), MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&sa, MHD_OPTION_END);
     if (!d) {
         fprintf(stderr, "sse_server: cannot listen on port %d\n", port);
         return 1;
