@@ -562,7 +562,8 @@ static void next_arrival(worker *w) {
             return;
         }
         double k = c->burstiness > 0 ? c->burstiness : 1;
-        w->arr_unit += rng_gamma(&w->arr_rng, k) / k; /* mean 1 */
+        /* mean-1 gaps: exponential (Poisson arrivals) or gamma with shape k */
+        w->arr_unit += k == 1 ? -log(rng_unit(&w->arr_rng)) : rng_gamma(&w->arr_rng, k) / k;
         /* map unit-rate time through the (ramped) intensity */
         double R = run->rate, T = c->ramp_up_s, U = w->arr_unit, t;
         if (T > 0 && U < R * T / 2)

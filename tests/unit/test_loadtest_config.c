@@ -265,8 +265,8 @@ static int teardown(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_options),   cmocka_unit_test(test_yaml),
-        cmocka_unit_test(test_questions), cmocka_unit_test(test_slo),
+        cmocka_unit_test(test_options),     cmocka_unit_test(test_yaml),
+        cmocka_unit_test(test_questions),   cmocka_unit_test(test_slo),
         cmocka_unit_test(test_report_json),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

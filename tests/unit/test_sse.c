@@ -99,16 +99,16 @@ static void expect(const char *in, const char *want) {
 static void test_basic(void **state) {
     (void)state;
     expect("data: hello\n\n", "message|hello|;");
-    expect("data:hello\n\n", "message|hello|;");          /* no space */
-    expect("data:  two\n\n", "message| two|;");           /* only one space stripped */
-    expect("data: a\ndata: b\n\n", "message|a\nb|;");     /* multi-line data */
-    expect("data\n\n", "message||;");                     /* field without colon */
-    expect("data:\n\n", "message||;");                    /* empty data still dispatches */
-    expect("event: x\n\n", "");                           /* no data: no dispatch */
-    expect("event: x\n\ndata: y\n\n", "message|y|;");     /* type resets after a blank line */
+    expect("data:hello\n\n", "message|hello|;");      /* no space */
+    expect("data:  two\n\n", "message| two|;");       /* only one space stripped */
+    expect("data: a\ndata: b\n\n", "message|a\nb|;"); /* multi-line data */
+    expect("data\n\n", "message||;");                 /* field without colon */
+    expect("data:\n\n", "message||;");                /* empty data still dispatches */
+    expect("event: x\n\n", "");                       /* no data: no dispatch */
+    expect("event: x\n\ndata: y\n\n", "message|y|;"); /* type resets after a blank line */
     expect("event: error\ndata: boom\n\n", "error|boom|;");
     expect("id: 7\ndata: a\n\ndata: b\n\n", "message|a|7;message|b|7;"); /* id persists */
-    expect("id: 1\nid\ndata: a\n\n", "message|a|;"); /* empty id resets */
+    expect("id: 1\nid\ndata: a\n\n", "message|a|;");                     /* empty id resets */
     expect("data: a\nfoo: bar\nretry: 10\n\n", "message|a|;"); /* unknown fields ignored */
     expect("data: no end", "");                                /* unterminated: dropped */
     expect("data: x\n", "");                                   /* no blank line: dropped */
@@ -184,9 +184,12 @@ static void test_long_random(void **state) {
     (void)state;
     ragd_buf in = {0};
     for (int i = 0; i < 300; i++) {
-        ragd_buf_printf(&in, "%sdata: {\"choices\":[{\"delta\":{\"content\":\"\xe5\xad\x97%d\"}}]}%s%s",
+        ragd_buf_printf(&in,
+                        "%sdata: {\"choices\":[{\"delta\":{\"content\":\"\xe5\xad\x97%d\"}}]}%s%s",
                         i % 7 == 0 ? ": ping\r\n" : "", i, i % 3 == 0 ? "\r\n" : "\n",
-                        i % 3 == 0 ? "\r\n" : i % 3 == 1 ? "\n" : "\r");
+                        i % 3 == 0   ? "\r\n"
+                        : i % 3 == 1 ? "\n"
+                                     : "\r");
     }
     ragd_buf_puts(&in, "data: [DONE]\n\n");
     char *want = parse_whole(in.data, in.len);
