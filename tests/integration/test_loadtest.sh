@@ -28,16 +28,27 @@ served() { curl -sf "$B/stats" | python3 -c 'import json,sys; print(json.load(sy
 printf '["What is qi?", "He said \\"yes\\" \\u4f60\\u597d", "third"]' > "$TMP/q.json"
 
 # 1. TTFT and ITL match the script (role-only chunk and keep-alive comments must not count).
+# The server logs when it really wrote each content event (after its own scheduling delays on
+# this shared machine); the client's medians must be within 2 ms of that truth, and near the
+# nominal script.
+curl -sf "$B/reset" > /dev/null || fail "reset"
 LT --url "$B/v1/chat/completions?n=8&ttft_ms=60&gap_ms=30&role=1&keepalive=1" \
    --users 4 --loops 3 --json "$TMP/t.json" > "$TMP/t.out" || fail "timing run failed"
+curl -sf "$B/stats" > "$TMP/truth.json" || fail "stats"
 py "$TMP/t.json" 'd["requests"]["completed"] == 12 and d["requests"]["failed"] == 0' \
   || fail "timing run: not all requests ok"
-py "$TMP/t.json" 'abs(d["ttft_ms"]["p50"] - 60) <= 2' || fail "TTFT median not within 2 ms of 60"
-py "$TMP/t.json" 'abs(d["itl_ms"]["p50"] - 30) <= 2' || fail "ITL median not within 2 ms of 30"
+python3 - "$TMP/t.json" "$TMP/truth.json" <<'PYEOF' || fail "TTFT/ITL not within 2 ms of the server's actual timing"
+import json, sys, statistics as st
+d = json.load(open(sys.argv[1])); t = json.load(open(sys.argv[2]))
+assert len(t["ttft_ms"]) == 12 and len(t["gap_ms"]) == 12 * 7, t
+ct, st_ = d["ttft_ms"]["p50"], st.median(t["ttft_ms"])
+ci, si = d["itl_ms"]["p50"], st.median(t["gap_ms"])
+print(f"TTFT client {ct:.3f} server {st_:.3f}; ITL client {ci:.3f} server {si:.3f}")
+assert abs(ct - st_) <= 2 and abs(ci - si) <= 2
+assert abs(ct - 60) <= 10 and abs(ci - 30) <= 5   # the script itself (server lateness allowed)
+PYEOF
 py "$TMP/t.json" 'all(r["events"] == 8 and r["output_tokens"] == 8 for r in d["records"])' \
   || fail "content events miscounted (role chunk or comments counted?)"
-py "$TMP/t.json" 'all(abs(st.median([b - a for a, b in zip(r["event_ms"], r["event_ms"][1:])]) - 30) <= 2 for r in d["records"])' \
-  || fail "per-request event times do not follow the script"
 
 # 2. Count mode: exactly users x loops tasks, loops per user, seed-style summary lines.
 before=$(served)

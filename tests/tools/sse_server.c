@@ -20,7 +20,11 @@
  *                  data: {"error":...} chunk), then end the stream without [DONE]
  *   nodone=1       end the stream cleanly without [DONE]
  *   batch=B        write B events per write (benchmark: cheap server side)
- * GET /health -> "ok"; GET /stats -> {"requests":N,"last_body":...,"last_authorization":...}.
+ * GET /health -> "ok"; GET /stats -> {"requests":N,"last_body":...,"last_authorization":...,
+ * "ttft_ms":[...],"gap_ms":[...]}: the server-side truth of every finished stream (headers
+ * received -> first content event handed to the socket; gaps between content events), so
+ * tests can compare the client's measurements with what really happened; GET /reset clears
+ * those logs.
  * One thread per connection (the scripted sleeps are plain clock_nanosleep calls).
  */
 #include <arpa/inet.h>
@@ -47,25 +51,33 @@ typedef struct action {
     uint64_t due_ns; /* relative to stream start */
     size_t off, len; /* into script text */
     bool close;      /* abort the connection here */
+    bool content;    /* completes a content event (server-side timing log) */
 } action;
 
 typedef struct stream {
     ragd_buf text;
     action *acts;
     size_t n_acts, cap_acts, cur, cur_off;
-    uint64_t t0;
+    uint64_t t0, t_hdr;
+    ragd_buf sent; /* uint64 ns at which each content event was handed to MHD */
 } stream;
 
 typedef struct conn_ctx {
     ragd_buf body;
+    uint64_t t_hdr; /* when the request headers arrived */
 } conn_ctx;
+
+/* Server-side truth for the timing tests: actual TTFT (headers received -> first content
+ * event handed to the socket) and actual gaps, in ms. */
+static ragd_buf g_log_ttft, g_log_gaps;
 
 static long qint(struct MHD_Connection *c, const char *k, long def) {
     const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, k);
     return v ? strtol(v, NULL, 10) : def;
 }
 
-static int add_act(stream *s, uint64_t due_ms_x1000, size_t off, size_t len, bool close) {
+static int add_act(stream *s, uint64_t due_ms_x1000, size_t off, size_t len, bool close,
+                   bool content) {
     if (s->n_acts == s->cap_acts) {
         size_t nc = s->cap_acts ? s->cap_acts * 2 : 64;
         action *a = realloc(s->acts, nc * sizeof *a);
@@ -73,7 +85,7 @@ static int add_act(stream *s, uint64_t due_ms_x1000, size_t off, size_t len, boo
         s->acts = a;
         s->cap_acts = nc;
     }
-    s->acts[s->n_acts++] = (action){due_ms_x1000, off, len, close};
+    s->acts[s->n_acts++] = (action){due_ms_x1000, off, len, close, content};
     return 0;
 }
 
@@ -117,6 +129,10 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max) {
     if (n > max) n = max;
     memcpy(buf, s->text.data + a->off + s->cur_off, n);
     s->cur_off += n;
+    if (s->cur_off == a->len && a->content) {
+        uint64_t now = ragd_now_ns();
+        ragd_buf_append(&s->sent, &now, sizeof now);
+    }
     if (s->cur_off == a->len) {
         s->cur++;
         s->cur_off = 0;
@@ -126,6 +142,18 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max) {
 
 static void stream_free(void *cls) {
     stream *s = cls;
+    size_t n = s->sent.len / sizeof(uint64_t);
+    if (n) {
+        uint64_t *t = (uint64_t *)(void *)s->sent.data;
+        pthread_mutex_lock(&g_mu);
+        ragd_buf_printf(&g_log_ttft, "%s%.3f", g_log_ttft.len ? "," : "",
+                        (double)(t[0] - s->t_hdr) / 1e6);
+        for (size_t i = 1; i < n; i++)
+            ragd_buf_printf(&g_log_gaps, "%s%.3f", g_log_gaps.len ? "," : "",
+                            (double)(t[i] - t[i - 1]) / 1e6);
+        pthread_mutex_unlock(&g_mu);
+    }
+    ragd_buf_free(&s->sent);
     ragd_buf_free(&s->text);
     free(s->acts);
     free(s);
@@ -154,7 +182,7 @@ static stream *build_stream(struct MHD_Connection *c, const char *url) {
     uint64_t ms = 1000000ULL;
     uint64_t t = 0;
     /* helper: emit text now-ish at time t as one action (or split into two) */
-#define EMIT(at, str, dosplit)                                                                     \
+#define EMIT(at, str, dosplit, isc)                                                                \
     do {                                                                                           \
         size_t off_ = s->text.len;                                                                 \
         put_event(&s->text, (str), eol);                                                           \
@@ -162,24 +190,24 @@ static stream *build_stream(struct MHD_Connection *c, const char *url) {
         const char *z_ = strstr(s->text.data + off_, "\xe4\xbd\xa0");                              \
         if ((dosplit) && z_ && (size_t)(z_ - (s->text.data + off_)) + 1 < len_) {                  \
             size_t cut_ = (size_t)(z_ - (s->text.data + off_)) + 1;                                \
-            add_act(s, (at), off_, cut_, false);                                                   \
-            add_act(s, (at) + 3 * ms, off_ + cut_, len_ - cut_, false);                            \
+            add_act(s, (at), off_, cut_, false, false);                                            \
+            add_act(s, (at) + 3 * ms, off_ + cut_, len_ - cut_, false, (isc));                     \
         } else {                                                                                   \
-            add_act(s, (at), off_, len_, false);                                                   \
+            add_act(s, (at), off_, len_, false, (isc));                                            \
         }                                                                                          \
     } while (0)
-    if (ka) EMIT(0, ": keep-alive\n\n", false);
+    if (ka) EMIT(0, ": keep-alive\n\n", false, false);
     if (role && !strcmp(fmt, "openai"))
         EMIT(0,
              "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,"
              "\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\n\n",
-             false);
-    if (ka && ttft > 1) EMIT((uint64_t)ttft * ms / 2, ": keep-alive\n\n", false);
+             false, false);
+    if (ka && ttft > 1) EMIT((uint64_t)ttft * ms / 2, ": keep-alive\n\n", false, false);
     t = (uint64_t)ttft * ms;
     bool ended = false;
     for (long i = 0; i < n && !ended; i += batch) {
         if (i > 0) {
-            if (ka && gap > 1) EMIT(t + (uint64_t)gap * ms / 2, ": ping\n\n", false);
+            if (ka && gap > 1) EMIT(t + (uint64_t)gap * ms / 2, ": ping\n\n", false, false);
             t += (uint64_t)gap * ms;
         }
         ragd_buf all = {0};
@@ -187,11 +215,11 @@ static stream *build_stream(struct MHD_Connection *c, const char *url) {
             content_event(&ev, fmt, (int)k);
             ragd_buf_append(&all, ev.data, ev.len);
         }
-        EMIT(t, all.data, split);
+        EMIT(t, all.data, split, true);
         ragd_buf_free(&all);
         long sent = i + batch < n ? i + batch : n;
         if (close_after >= 0 && sent >= close_after) {
-            add_act(s, t + 2 * ms, 0, 0, true);
+            add_act(s, t + 2 * ms, 0, 0, true, false);
             ended = true;
         } else if (error_after >= 0 && sent >= error_after) {
             if (error_json)
@@ -199,9 +227,9 @@ static stream *build_stream(struct MHD_Connection *c, const char *url) {
                     t + 2 * ms,
                     "data: {\"error\":{\"message\":\"scripted failure\",\"type\":\"server_error\"}}"
                     "\n\n",
-                    false);
+                    false, false);
             else
-                EMIT(t + 2 * ms, "event: error\ndata: scripted failure\n\n", false);
+                EMIT(t + 2 * ms, "event: error\ndata: scripted failure\n\n", false, false);
             ended = true;
         }
     }
@@ -211,7 +239,7 @@ static stream *build_stream(struct MHD_Connection *c, const char *url) {
                  "data: "
                  "{\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}"
                  "]}\n\n",
-                 false);
+                 false, false);
             if (usage >= 0) {
                 ragd_buf_clear(&ev);
                 ragd_buf_printf(
@@ -219,10 +247,10 @@ static stream *build_stream(struct MHD_Connection *c, const char *url) {
                     "data: {\"id\":\"c1\",\"choices\":[],\"usage\":{\"prompt_tokens\":7,"
                     "\"completion_tokens\":%ld,\"total_tokens\":%ld}}\n\n",
                     usage, usage + 7);
-                EMIT(t, ev.data, false);
+                EMIT(t, ev.data, false, false);
             }
         }
-        if (!nodone) EMIT(t, "data: [DONE]\n\n", false);
+        if (!nodone) EMIT(t, "data: [DONE]\n\n", false, false);
     }
 #undef EMIT
     ragd_buf_free(&ev);
@@ -237,6 +265,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     if (!*con_cls) {
         conn_ctx *cc = calloc(1, sizeof *cc);
         if (!cc) return MHD_NO;
+        cc->t_hdr = ragd_now_ns();
         *con_cls = cc;
         return MHD_YES;
     }
@@ -256,8 +285,16 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
             ragd_buf_json_str(&out, g_last_body.data ? g_last_body.data : "", g_last_body.len);
             ragd_buf_puts(&out, ",\"last_authorization\":");
             ragd_buf_json_str(&out, g_last_auth.data ? g_last_auth.data : "", g_last_auth.len);
-            ragd_buf_puts(&out, "}");
+            ragd_buf_printf(&out, ",\"ttft_ms\":[%s],\"gap_ms\":[%s]}",
+                            g_log_ttft.data ? g_log_ttft.data : "",
+                            g_log_gaps.data ? g_log_gaps.data : "");
             pthread_mutex_unlock(&g_mu);
+        } else if (!strcmp(url, "/reset")) {
+            pthread_mutex_lock(&g_mu);
+            ragd_buf_clear(&g_log_ttft);
+            ragd_buf_clear(&g_log_gaps);
+            pthread_mutex_unlock(&g_mu);
+            ragd_buf_puts(&out, "ok");
         } else {
             ragd_buf_puts(&out, "ok");
         }
@@ -289,6 +326,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     stream *s = build_stream(c, url);
     if (!s) return MHD_NO;
     s->t0 = ragd_now_ns();
+    s->t_hdr = cc->t_hdr;
     r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, reader, s, stream_free);
     MHD_add_response_header(r, "Content-Type", "text/event-stream");
     MHD_add_response_header(r, "Cache-Control", "no-cache");
@@ -352,5 +390,7 @@ int main(int argc, char **argv) {
     MHD_stop_daemon(d);
     ragd_buf_free(&g_last_body);
     ragd_buf_free(&g_last_auth);
+    ragd_buf_free(&g_log_ttft);
+    ragd_buf_free(&g_log_gaps);
     return 0;
 }

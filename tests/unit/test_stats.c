@@ -64,6 +64,7 @@ static void test_hist(void **state) {
     assert_int_equal(ragd_hist_merge(&h, &h3), RAGD_EINVAL);
     ragd_hist_reset(&h);
     assert_int_equal(h.total, 0);
+    ragd_hist_free(&h3);
     assert_int_equal(ragd_hist_init(&h3, 0, 10, 5), RAGD_EINVAL);
     free(v);
     ragd_hist_free(&h);
