@@ -78,7 +78,8 @@ typedef struct slot {
     ragd_sse_parser sse;
     ragd_buf body, errbody, text;
     RAGD_VEC(float) ev;
-    uint64_t now_ns; /* arrival time of the bytes being parsed */
+    uint64_t now_ns;  /* arrival time of the bytes being parsed */
+    uint64_t last_ns; /* arrival time of the last bytes received */
     uint64_t start_ns, sched_ns, req_id;
     double ttft_ms;
     long n_content, usage_out, usage_in;
@@ -337,7 +338,7 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *ud) {
         if (room && ragd_buf_append(&s->errbody, ptr, n < room ? n : room)) return 0;
         return n;
     }
-    s->now_ns = t;
+    s->now_ns = s->last_ns = t;
     if (ragd_sse_feed(&s->sse, ptr, n) == RAGD_ENOMEM) return 0;
     return n;
 }
@@ -419,6 +420,7 @@ static int start_request(worker *w, slot *s, uint64_t sched_ns, uint64_t req_id,
     s->http_status = 0;
     s->req_id = req_id;
     s->sched_ns = sched_ns;
+    s->last_ns = 0;
     CURL *e = s->easy;
     curl_easy_setopt(e, CURLOPT_URL, c->url);
     curl_easy_setopt(e, CURLOPT_POST, 1L);
@@ -500,7 +502,9 @@ static int finish_request(worker *w, slot *s, int status, char *msg, uint64_t no
     r.sched_s = (double)((int64_t)s->sched_ns - (int64_t)run->t0_ns) / 1e9;
     r.start_s = (double)((int64_t)s->start_ns - (int64_t)run->t0_ns) / 1e9;
     r.ttft_ms = s->ttft_ms;
-    r.e2e_ms = (double)(now - s->start_ns) / 1e6;
+    /* a complete stream ends with its last bytes; failures and cuts when they were noticed */
+    uint64_t end = status == RAGD_LT_OK && s->last_ns ? s->last_ns : now;
+    r.e2e_ms = (double)(end - s->start_ns) / 1e6;
     r.n_events = (uint32_t)s->ev.len;
     if (s->ev.len) {
         r.event_ms = malloc(s->ev.len * sizeof(float));
@@ -865,9 +869,8 @@ static int run_phase(const ragd_lt_config *c, bool warmup, ragd_lt_result *res, 
         curl_multi_setopt(w->multi, CURLMOPT_TIMERFUNCTION, on_timer);
         curl_multi_setopt(w->multi, CURLMOPT_TIMERDATA, w);
         int mine = open ? (max_conc + W - 1) / W : (n_users - i + W - 1) / W;
-        w->max_active = open ? mine : n_users;
-        w->cap_slots = open ? (mine < 4096 ? mine : 4096) : mine;
-        if (open && c->max_concurrency <= 0) w->cap_slots = 16384;
+        w->cap_slots = open ? (mine < 16384 ? mine : 16384) : mine;
+        w->max_active = open ? w->cap_slots : n_users; /* arrivals beyond it wait */
         curl_multi_setopt(w->multi, CURLMOPT_MAXCONNECTS,
                           (long)(open ? (mine < 65536 ? mine : 65536) : mine) + 8);
         w->slots = calloc((size_t)w->cap_slots, sizeof *w->slots);

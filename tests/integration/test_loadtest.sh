@@ -198,4 +198,28 @@ err2 "needs --requests" --url "$B/x" --rate 5
 err2 "usage" --url "$B/x" --bogus
 err2 "--slo" --url "$B/x" --slo ttft=fast
 "$RAGD_BIN" loadtest --help | grep -q "open loop" || fail "--help"
+
+# 11. Live progress line only on a terminal (at most once a second).
+grep -Eq '\[ *[0-9.]+s\] done' "$TMP/k.out" && fail "progress line printed without a terminal"
+if command -v script > /dev/null; then
+  script -qec "$RAGD_BIN loadtest --url '$B/v1/chat/completions?n=30&gap_ms=50' --users 2 --duration 2.2 --grace 0" \
+    /dev/null > "$TMP/tty.out" 2>&1 < /dev/null || fail "loadtest under a pty"
+  n=$(grep -Eo '\[ *[0-9.]+s\] done [0-9]+' "$TMP/tty.out" | wc -l)
+  [ "$n" -ge 1 ] && [ "$n" -le 3 ] || fail "progress line shown $n times in 2.2 s on a terminal"
+  grep -q "TTFT p50" "$TMP/tty.out" || fail "progress line lacks TTFT p50"
+fi
+
+# 12. --tokenizer: exact token counts with the project tokenizer once libragd has it.
+TOKDIR="$RAGD_SHARED/models/qwen2-tiny"
+if [ -d "$TOKDIR" ]; then
+  LT --url "$B/v1/chat/completions?n=4" --tokenizer "$TOKDIR" --json "$TMP/tok.json" > /dev/null 2> "$TMP/tok.err"; rc=$?
+  if grep -q "no tokenizer module" "$TMP/tok.err"; then
+    [ $rc -eq 2 ] || fail "--tokenizer without the module: exit $rc, want 2"
+  else
+    [ $rc -eq 0 ] || fail "--tokenizer run failed: $(cat "$TMP/tok.err")"
+    # content is "t0你 t1你 t2你 t3你 ": a real tokenizer gives more tokens than events
+    py "$TMP/tok.json" 'd["records"][0]["output_tokens"] > 4 and not d["records"][0]["tokens_from_usage"]' \
+      || fail "--tokenizer did not count tokens"
+  fi
+fi
 pass
