@@ -40,11 +40,21 @@ cpu_of() { grep '^client CPU' "$1" | awk '{print $3}'; }
 
 echo
 echo "== 1. $STREAMS concurrent streams (20 events 500 ms apart, TTFT 100 ms: ~10 s each)"
+curl -sf "http://127.0.0.1:$PORT/reset" > /dev/null
 "$RAGD" loadtest --url "$B?n=20&ttft_ms=100&gap_ms=500" --users "$STREAMS" --loops 1 \
-  --timeout 120 --no-event-times --json "$TMP/c.json" > "$TMP/c.out" || echo "loadtest failed"
+  --threads "${LT_THREADS:-1}" --timeout 120 --no-event-times --json "$TMP/c.json" > "$TMP/c.out" || echo "loadtest failed"
 summ "$TMP/c.json"
 echo "  client CPU $(cpu_of "$TMP/c.out") s for the whole run"
-echo "  (ITL should stay at 500 ms: the client's clock is accurate while it holds every stream)"
+curl -sf "http://127.0.0.1:$PORT/stats" > "$TMP/truth.json"
+python3 - "$TMP/c.json" "$TMP/truth.json" <<'PY'
+import json, sys, statistics as st
+d = json.load(open(sys.argv[1])); t = json.load(open(sys.argv[2]))
+g = sorted(t["gap_ms"]); q = lambda a, p: a[min(len(a) - 1, int(p / 100 * len(a)))]
+print(f"  server-side truth (when the server really wrote the events): gaps p50 {q(g,50):.2f} "
+      f"p99 {q(g,99):.2f} ms; client ITL p50 {d['itl_ms']['p50']:.2f} p99 {d['itl_ms']['p99']:.2f} ms")
+print(f"  -> client minus server: p50 {d['itl_ms']['p50'] - q(g,50):+.2f} ms, "
+      f"p99 {d['itl_ms']['p99'] - q(g,99):+.2f} ms")
+PY
 
 echo
 echo "== 2. events/s: $EUSERS streams x $NEV OpenAI chunks, written 100 per write"
