@@ -120,9 +120,38 @@ static int parse_bool(const char *key, const char *v, bool *out, ragd_err *err) 
 
 int ragd_lt_option_set(ragd_lt_options *o, const char *key, const char *v, ragd_err *err) {
     ragd_lt_config *c = o->cfg;
-    long l;
     double d;
     int rc = RAGD_OK;
+    /* plain integer and duration options */
+    const struct {
+        const char *name;
+        long lo, hi;
+        int *dst;
+    } ints[] = {{"num-users", 1, 2000000000L, &c->num_user_ids},
+                {"users", 1, 1000000, &c->users},
+                {"num-queues", 1, 1000000, &c->users},
+                {"max-tokens", 0, 10000000, &c->max_tokens},
+                {"max-concurrency", 0, 1000000, &c->max_concurrency},
+                {"requests", 1, 2000000000L, &c->requests},
+                {"warmup", 0, 100000000, &c->warmup},
+                {"threads", 1, 256, &c->threads}};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        if (strcmp(key, ints[i].name)) continue;
+        long l;
+        if ((rc = parse_long(key, v, ints[i].lo, ints[i].hi, &l, err))) return rc;
+        *ints[i].dst = (int)l;
+        return RAGD_OK;
+    }
+    const struct {
+        const char *name;
+        double *dst;
+    } secs[] = {{"grace", &c->grace_s},
+                {"interval", &c->interval_s},
+                {"ramp-up", &c->ramp_up_s},
+                {"timeout", &c->timeout_s},
+                {"connect-timeout", &c->connect_timeout_s}};
+    for (size_t i = 0; i < sizeof secs / sizeof secs[0]; i++)
+        if (!strcmp(key, secs[i].name)) return parse_secs(key, v, secs[i].dst, err);
     if (!strcmp(key, "url") || !strcmp(key, "target-url")) {
         if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8))
             return ragd_err_set(err, RAGD_EINVAL,
@@ -143,11 +172,6 @@ int ragd_lt_option_set(ragd_lt_options *o, const char *key, const char *v, ragd_
         return RAGD_OK;
     }
     if (!strcmp(key, "model")) return set_str(&c->model, v);
-    if (!strcmp(key, "max-tokens")) {
-        if ((rc = parse_long(key, v, 0, 10000000, &l, err))) return rc;
-        c->max_tokens = (int)l;
-        return RAGD_OK;
-    }
     if (!strcmp(key, "body-template")) return set_str(&o->template_path, v);
     if (!strcmp(key, "header")) {
         const char *colon = strchr(v, ':');
@@ -172,17 +196,8 @@ int ragd_lt_option_set(ragd_lt_options *o, const char *key, const char *v, ragd_
         c->seed = s;
         return RAGD_OK;
     }
-    if (!strcmp(key, "num-users")) {
-        if ((rc = parse_long(key, v, 1, 2000000000L, &l, err))) return rc;
-        c->num_user_ids = (int)l;
-        return RAGD_OK;
-    }
-    if (!strcmp(key, "users") || !strcmp(key, "num-queues")) {
-        if ((rc = parse_long(key, v, 1, 1000000, &l, err))) return rc;
-        c->users = (int)l;
-        return RAGD_OK;
-    }
     if (!strcmp(key, "loops")) {
+        long l;
         if ((rc = parse_long(key, v, 1, 1000000000L, &l, err))) return rc;
         c->loops = (int)l;
         c->duration_s = 0;
@@ -212,36 +227,8 @@ int ragd_lt_option_set(ragd_lt_options *o, const char *key, const char *v, ragd_
         o->have_limit = true;
         return RAGD_OK;
     }
-    if (!strcmp(key, "grace")) return parse_secs(key, v, &c->grace_s, err);
-    if (!strcmp(key, "interval")) return parse_secs(key, v, &c->interval_s, err);
-    if (!strcmp(key, "ramp-up")) return parse_secs(key, v, &c->ramp_up_s, err);
-    if (!strcmp(key, "timeout")) return parse_secs(key, v, &c->timeout_s, err);
-    if (!strcmp(key, "connect-timeout")) return parse_secs(key, v, &c->connect_timeout_s, err);
     if (!strcmp(key, "rate")) return parse_double(key, v, 0, 1e7, &c->rate, err);
-    if (!strcmp(key, "burstiness")) {
-        if ((rc = parse_double(key, v, 1e-3, 1e3, &c->burstiness, err))) return rc;
-        return RAGD_OK;
-    }
-    if (!strcmp(key, "max-concurrency")) {
-        if ((rc = parse_long(key, v, 0, 1000000, &l, err))) return rc;
-        c->max_concurrency = (int)l;
-        return RAGD_OK;
-    }
-    if (!strcmp(key, "requests")) {
-        if ((rc = parse_long(key, v, 1, 2000000000L, &l, err))) return rc;
-        c->requests = (int)l;
-        return RAGD_OK;
-    }
-    if (!strcmp(key, "warmup")) {
-        if ((rc = parse_long(key, v, 0, 100000000, &l, err))) return rc;
-        c->warmup = (int)l;
-        return RAGD_OK;
-    }
-    if (!strcmp(key, "threads")) {
-        if ((rc = parse_long(key, v, 1, 256, &l, err))) return rc;
-        c->threads = (int)l;
-        return RAGD_OK;
-    }
+    if (!strcmp(key, "burstiness")) return parse_double(key, v, 1e-3, 1e3, &c->burstiness, err);
     if (!strcmp(key, "event-times")) return parse_bool(key, v, &c->keep_event_times, err);
     if (!strcmp(key, "json")) return set_str(&o->json_path, v);
     if (!strcmp(key, "html")) return set_str(&o->html_path, v);

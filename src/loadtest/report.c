@@ -99,7 +99,17 @@ static bool meets_slo(const ragd_lt_record *r, const ragd_lt_slo *slo) {
     return true;
 }
 
+static void agg_free(agg *a);
+static int agg_fill(const ragd_lt_result *res, const ragd_lt_slo *slo, agg *a);
+
+/* Aggregate the records; on failure everything is freed already. */
 static int agg_build(const ragd_lt_result *res, const ragd_lt_slo *slo, agg *a) {
+    int rc = agg_fill(res, slo, a);
+    if (rc) agg_free(a);
+    return rc;
+}
+
+static int agg_fill(const ragd_lt_result *res, const ragd_lt_slo *slo, agg *a) {
     memset(a, 0, sizeof *a);
     size_t n = res->n_records, n_itl = 0;
     for (size_t i = 0; i < n; i++)
@@ -212,10 +222,7 @@ int ragd_lt_report_text(const ragd_lt_config *c, const ragd_lt_result *res, cons
                         ragd_buf *b) {
     agg a;
     int rc = agg_build(res, slo, &a);
-    if (rc) {
-        agg_free(&a);
-        return rc;
-    }
+    if (rc) return rc;
     for (int u = 0; u < res->users; u++) {
         if (res->user_failed[u])
             ragd_buf_printf(b, "Queue %d completed %ld tasks (%ld failed)\n", u, res->user_done[u],
@@ -227,6 +234,11 @@ int ragd_lt_report_text(const ragd_lt_config *c, const ragd_lt_result *res, cons
     ragd_buf_printf(b, "load           ");
     shape_desc(c, b);
     ragd_buf_printf(b, "\ntarget         %s (%s)\n", c->url, api_name(c->api));
+    ragd_buf_printf(b,
+                    "settings       seed %llu, %zu question%s, max_tokens %d, timeout %g s, %d "
+                    "worker thread%s\n",
+                    (unsigned long long)c->seed, c->n_questions, c->n_questions == 1 ? "" : "s",
+                    c->max_tokens, c->timeout_s, c->threads, c->threads == 1 ? "" : "s");
     ragd_buf_printf(b, "requests       ok %zu, failed %zu, cut %zu", a.ok, a.failed, a.cut);
     if (res->n_warmup)
         ragd_buf_printf(b, " (+%llu warm-up, excluded)", (unsigned long long)res->n_warmup);
@@ -299,10 +311,7 @@ int ragd_lt_report_json(const ragd_lt_config *c, const ragd_lt_result *res, cons
                         ragd_buf *b) {
     agg a;
     int rc = agg_build(res, slo, &a);
-    if (rc) {
-        agg_free(&a);
-        return rc;
-    }
+    if (rc) return rc;
     ragd_buf_puts(b, "{\"total_s\":");
     json_num(b, res->total_s);
     ragd_buf_printf(b, ",\"requests\":{\"completed\":%zu,\"failed\":%zu,\"cut\":%zu}", a.ok,
@@ -553,9 +562,9 @@ int ragd_lt_report_html(const ragd_lt_config *c, const ragd_lt_result *res, cons
                         ragd_buf *b) {
     agg a;
     int rc = agg_build(res, slo, &a);
+    if (rc) return rc;
     double *cx[4] = {0}, *cy[4] = {0}, *tx = NULL, *ty = NULL, *bx = NULL, *btok = NULL,
            *breq = NULL;
-    if (rc) goto out;
     char when[64];
     time_t now = time(NULL);
     strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", gmtime(&now));
