@@ -16,6 +16,7 @@
 #include "loadtest/loadtest.h"
 #include "loadtest/sse.h"
 #include "util/clock.h"
+#include "util/log.h"
 #include "util/stats.h"
 #include "util/vec.h"
 
@@ -751,6 +752,7 @@ static void curl_global_init_default(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
+/* One socket per stream: raise the soft descriptor limit as far as the hard one allows. */
 static void raise_nofile(size_t need) {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl)) return;
@@ -759,6 +761,10 @@ static void raise_nofile(size_t need) {
         if (rl.rlim_max != RLIM_INFINITY && want > rl.rlim_max) want = rl.rlim_max;
         rl.rlim_cur = want;
         setrlimit(RLIMIT_NOFILE, &rl);
+        if (want < need)
+            LOG_WARN("loadtest: the open-file limit (%llu) is below the %zu descriptors this run "
+                     "needs; streams beyond it fail as connect errors (raise the hard limit)",
+                     (unsigned long long)want, need);
     }
 }
 

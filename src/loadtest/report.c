@@ -66,15 +66,29 @@ typedef struct agg {
     ragd_summary s_ttft, s_tpot, s_itl, s_e2e, s_rate;
     double out_tokens, in_tokens;
     bool in_known;
-    char kind[MAX_KINDS][32];
+    char kind[MAX_KINDS][32]; /* failure kinds (ragd_lt_status_name) */
     long kind_n[MAX_KINDS];
     int n_kinds;
+    int code[MAX_KINDS]; /* HTTP error statuses seen */
+    long code_n[MAX_KINDS];
+    int n_codes;
     size_t good;
 } agg;
 
 static double tpot_of(const ragd_lt_record *r) {
     if (r->ttft_ms < 0 || r->output_tokens < 2) return -1;
     return (r->e2e_ms - r->ttft_ms) / (double)(r->output_tokens - 1);
+}
+
+static void add_code(agg *a, int code) {
+    for (int i = 0; i < a->n_codes; i++)
+        if (a->code[i] == code) {
+            a->code_n[i]++;
+            return;
+        }
+    if (a->n_codes == MAX_KINDS) return;
+    a->code[a->n_codes] = code;
+    a->code_n[a->n_codes++] = 1;
 }
 
 static void add_kind(agg *a, const char *k) {
@@ -130,12 +144,8 @@ static int agg_fill(const ragd_lt_result *res, const ragd_lt_slo *slo, agg *a) {
         }
         if (r->status != RAGD_LT_OK) {
             a->failed++;
-            char k[32];
-            if (r->status == RAGD_LT_ERR_HTTP)
-                snprintf(k, sizeof k, "http_%d", r->http_status);
-            else
-                snprintf(k, sizeof k, "%s", ragd_lt_status_name(r->status));
-            add_kind(a, k);
+            add_kind(a, ragd_lt_status_name(r->status));
+            if (r->status == RAGD_LT_ERR_HTTP) add_code(a, r->http_status);
             continue;
         }
         a->ok++;
@@ -257,17 +267,15 @@ int ragd_lt_report_text(const ragd_lt_config *c, const ragd_lt_result *res, cons
         ragd_buf_printf(b, "\nerrors        ");
         for (int i = 0; i < a.n_kinds; i++)
             ragd_buf_printf(b, "%s %s %ld", i ? "," : "", a.kind[i], a.kind_n[i]);
-        ragd_buf_printf(b, "\n");
+        for (int i = 0; i < a.n_codes; i++)
+            ragd_buf_printf(b, "%sHTTP %d x%ld", i ? ", " : " (", a.code[i], a.code_n[i]);
+        ragd_buf_puts(b, a.n_codes ? ")\n" : "\n");
         /* one example message per kind helps more than a count */
         for (int i = 0; i < a.n_kinds; i++) {
             for (size_t k = 0; k < res->n_records; k++) {
                 const ragd_lt_record *r = &res->records[k];
-                char key[32];
+                const char *key = ragd_lt_status_name(r->status);
                 if (r->status == RAGD_LT_OK || r->status == RAGD_LT_CUT) continue;
-                if (r->status == RAGD_LT_ERR_HTTP)
-                    snprintf(key, sizeof key, "http_%d", r->http_status);
-                else
-                    snprintf(key, sizeof key, "%s", ragd_lt_status_name(r->status));
                 if (strcmp(key, a.kind[i])) continue;
                 ragd_buf_printf(b, "  %-20s e.g. %.160s\n", key, r->error ? r->error : "");
                 break;
@@ -603,6 +611,8 @@ int ragd_lt_report_html(const ragd_lt_config *c, const ragd_lt_result *res, cons
                         per_s((double)a.good, res->total_s), a.good);
     for (int i = 0; i < a.n_kinds; i++)
         ragd_buf_printf(b, "<tr><td>errors: %s</td><td>%ld</td></tr>", a.kind[i], a.kind_n[i]);
+    for (int i = 0; i < a.n_codes; i++)
+        ragd_buf_printf(b, "<tr><td>HTTP %d</td><td>%ld</td></tr>", a.code[i], a.code_n[i]);
     ragd_buf_puts(b, "</table>\n<table><tr><th>latency (ms)</th><th>mean</th><th>p50</th><th>p90"
                      "</th><th>p99</th><th>max</th><th>n</th></tr>\n");
     html_row(b, "TTFT", &a.s_ttft);

@@ -86,8 +86,10 @@ kind() { # kind NAME URL [extra args]
   py "$TMP/k.json" "d['requests']['completed'] == 0 and d['requests']['failed'] == 1 and d['errors'] == {'$name': 1}" \
     || fail "failure kind $name not classified"
 }
-kind http_500 "$B/v1/chat/completions?status=500"
-py "$TMP/k.json" '"scripted status" in d["records"][0]["error"]' || fail "HTTP error body not kept"
+kind http_status "$B/v1/chat/completions?status=500"
+py "$TMP/k.json" '"scripted status" in d["records"][0]["error"] and d["records"][0]["http_status"] == 500' \
+  || fail "HTTP error body / status not kept"
+grep -q "HTTP 500 x1" "$TMP/k.out" || fail "text report lacks the HTTP status"
 kind disconnect "$B/v1/chat/completions?n=5&close_after=2"
 kind incomplete_stream "$B/v1/chat/completions?n=3&nodone=1"
 kind stream_error "$B/v1/chat/completions?n=5&error_after=2"

@@ -223,7 +223,7 @@ static void test_report_json(void **state) {
     assert_true(fabs(cJSON_GetObjectItem(tp, "requests_per_s")->valuedouble - 1.5) < 1e-6);
     assert_true(fabs(cJSON_GetObjectItem(tp, "output_tokens_per_s")->valuedouble - 4.5) < 1e-6);
     assert_true(fabs(cJSON_GetObjectItem(tp, "total_tokens_per_s")->valuedouble - 12) < 1e-6);
-    assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "errors"), "http_503")->valueint,
+    assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "errors"), "http_status")->valueint,
                      1);
     cJSON *gp = cJSON_GetObjectItem(j, "goodput");
     assert_int_equal(cJSON_GetObjectItem(gp, "good_requests")->valueint, 2);
@@ -242,6 +242,7 @@ static void test_report_json(void **state) {
     assert_non_null(strstr(b.data, "Queue 0 completed 2 tasks\n"));
     assert_non_null(strstr(b.data, "Queue 1 completed 1 tasks (1 failed)\n"));
     assert_non_null(strstr(b.data, "Total run time: 2.000 seconds\n"));
+    assert_non_null(strstr(b.data, "http_status 1 (HTTP 503 x1)"));
     ragd_buf_clear(&b);
     assert_int_equal(ragd_lt_report_html(&c, &r, &slo, &b), 0);
     assert_non_null(strstr(b.data, "<svg"));
