@@ -139,7 +139,9 @@ LT --seed 8 --url "$B/v1/chat/completions?n=3&ttft_ms=20&gap_ms=20" --rate 50 --
    --json "$TMP/ol.json" > "$TMP/ol.out" || fail "open loop run failed"
 py "$TMP/ol.json" '48 <= len(d["records"]) / 10 <= 52' || fail "open loop: arrivals per second off"
 py "$TMP/ol.json" '48 <= d["throughput"]["requests_per_s"] <= 52' || fail "open loop: achieved rate outside 48-52 req/s"
-py "$TMP/ol.json" 'st.quantiles([r["start_s"] - r["scheduled_s"] for r in d["records"]], n=100)[98] < 0.02' \
+# lateness against the absolute schedule: tiny normally; a drifting or closed-loop schedule
+# accumulates it (robust to the process being descheduled for a moment on a busy machine)
+py "$TMP/ol.json" 'st.median([r["start_s"] - r["scheduled_s"] for r in d["records"]]) < 0.005 and max(r["start_s"] - r["scheduled_s"] for r in d["records"]) < 0.3' \
   || fail "open loop: requests started late against the schedule"
 grep -q "Queue" "$TMP/ol.out" && fail "open loop prints per-queue lines"
 # max concurrency holds arrivals back; nothing is lost
