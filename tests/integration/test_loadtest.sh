@@ -71,7 +71,8 @@ LT --url "$B/v1/chat/completions?n=200&gap_ms=50" --users 3 --duration 1.5 --gra
 t1=$(date +%s.%N)
 py "$TMP/d.json" 'd["requests"]["cut"] == 3 and d["requests"]["completed"] == 0' || fail "duration: want 3 cut"
 py "$TMP/d.json" '2.5 <= d["total_s"] <= 3.0' || fail "duration: total_s not within 0.5 s of 2.5"
-python3 -c "import sys; sys.exit(0 if $t1 - $t0 < 3.0 + 0.5 else 1)" || fail "duration: process ran $(python3 -c "print($t1-$t0)") s"
+# the whole process (start-up, which is slow under ASan on a busy machine, and reports included)
+python3 -c "import sys; sys.exit(0 if $t1 - $t0 < 2.5 + 0.5 + 1.0 else 1)" || fail "duration: process ran $(python3 -c "print($t1-$t0)") s"
 # short streams in duration mode finish normally: nothing cut, every user busy
 LT --url "$B/v1/chat/completions?n=2&gap_ms=10" --users 2 --duration 1 --interval 0.05 \
    --json "$TMP/d2.json" > /dev/null || fail "duration run 2 failed"
