@@ -154,6 +154,19 @@ py "$TMP/mc.json" 'd["requests"]["completed"] == 12 and d["total_s"] >= 0.55' ||
 py "$TMP/mc.json" 'max(sum(1 for q in d["records"] if q["start_s"] <= r["start_s"] < q["start_s"] + q["e2e_ms"] / 1000 - 0.002) for r in d["records"]) <= 2' \
   || fail "max-concurrency exceeded"
 
+# burstiness: gamma inter-arrival times have CV 1/sqrt(k) (Poisson: 1); ramp-up thins the start
+cv() { py "$1" "(lambda g: st.pstdev(g) / st.mean(g))([b - a for a, b in zip(*(lambda s: (s, s[1:]))(sorted(r['scheduled_s'] for r in d['records'])))]) $2"; }
+LT --url "$B/v1/chat/completions?n=1" --rate 200 --requests 300 --burstiness 0.25 --json "$TMP/g1.json" > /dev/null || fail "gamma run"
+cv "$TMP/g1.json" "> 1.5" || fail "burstiness 0.25 is not bursty"
+LT --url "$B/v1/chat/completions?n=1" --rate 200 --requests 300 --burstiness 8 --json "$TMP/g2.json" > /dev/null || fail "gamma run 2"
+cv "$TMP/g2.json" "< 0.6" || fail "burstiness 8 is not regular"
+LT --url "$B/v1/chat/completions?n=1" --rate 200 --requests 300 --json "$TMP/g3.json" > /dev/null || fail "poisson run"
+cv "$TMP/g3.json" "> 0.8 and (lambda g: st.pstdev(g) / st.mean(g))([b - a for a, b in zip(*(lambda s: (s, s[1:]))(sorted(r['scheduled_s'] for r in d['records'])))]) < 1.25" \
+  || fail "Poisson inter-arrival CV not near 1"
+LT --url "$B/v1/chat/completions?n=1" --rate 200 --requests 300 --ramp-up 1 --burstiness 8 --json "$TMP/g4.json" > /dev/null || fail "ramp run"
+# linear ramp over 1 s: 100 arrivals in the first second (vs 200 without), then 200/s
+py "$TMP/g4.json" '80 <= sum(1 for r in d["records"] if r["scheduled_s"] < 1) <= 120' || fail "open-loop ramp-up"
+
 # 8. Warm-up excluded, think time and ramp-up respected, goodput and HTML report.
 before=$(served)
 LT --url "$B/v1/chat/completions?n=2&ttft_ms=30" --users 2 --loops 2 --warmup 3 --interval 0.2 \
