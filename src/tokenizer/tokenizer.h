@@ -28,8 +28,8 @@ int ragd_tokenizer_vocab_size(const ragd_tokenizer *tok); /* including added tok
 int ragd_tokenizer_encode(const ragd_tokenizer *tok, const char *text, size_t len, int32_t **ids,
                           size_t *n_ids, ragd_err *err);
 /* Decode ids to text (appended to out). skip_special drops added special tokens. */
-int ragd_tokenizer_decode(const ragd_tokenizer *tok, const int32_t *ids, size_t n,
-                          bool skip_special, ragd_buf *out, ragd_err *err);
+int ragd_tokenizer_decode(const ragd_tokenizer *tok, const int32_t *ids, size_t n, bool skip_special,
+                          ragd_buf *out, ragd_err *err);
 /* Token id of an exact token string (added or regular); -1 when absent. */
 int32_t ragd_tokenizer_token_id(const ragd_tokenizer *tok, const char *token);
 bool ragd_tokenizer_is_special(const ragd_tokenizer *tok, int32_t id);
