@@ -16,12 +16,14 @@ static const char *USAGE =
     "       ragd kb --kb FILE delete-index NAME\n"
     "       ragd kb --kb FILE delete-doc PATH|SOURCE [--index NAME]\n"
     "       ragd kb --kb FILE df --index NAME TEXT...\n"
+    "       ragd kb --kb FILE check\n"
     "  list          indexes with their embedding model and counts\n"
     "  stats         the same plus database size\n"
     "  delete-index  remove an index and everything in it\n"
     "  delete-doc    remove a document (by source, e.g. file.jsonl#id) or every document of\n"
     "                an ingested file, from one index or all\n"
-    "  df            document frequency (in chunks) of the analysed terms of TEXT\n";
+    "  df            document frequency (in chunks) of the analysed terms of TEXT\n"
+    "  check         verify the database invariants (exit 1 when violated)\n";
 
 typedef struct {
     ragd_buf *b;
@@ -69,7 +71,7 @@ static int run_kb(int argc, char **argv) {
     }
     const char *act = argv[optind++];
     int nargs = argc - optind;
-    int is_list = !strcmp(act, "list") || !strcmp(act, "stats");
+    int is_list = !strcmp(act, "list") || !strcmp(act, "stats") || !strcmp(act, "check");
     if ((is_list && nargs) || (!strcmp(act, "delete-index") && nargs != 1) ||
         (!strcmp(act, "delete-doc") && nargs != 1) || (!strcmp(act, "df") && (!nargs || !index)) ||
         (!is_list && strcmp(act, "delete-index") && strcmp(act, "delete-doc") &&
@@ -83,7 +85,22 @@ static int run_kb(int argc, char **argv) {
     int rc = 0;
     ragd_store_index *ix = NULL;
     size_t n = 0;
-    if (is_list) {
+    if (!strcmp(act, "check")) {
+        ragd_buf rep = {0};
+        size_t problems = 0;
+        ragd_store *st = ragd_kb_store(k.kb);
+        if (st->ops->check(st, &rep, &problems, &err)) {
+            ragd_buf_free(&rep);
+            goto fail;
+        }
+        if (problems) {
+            fprintf(stderr, "ragd kb check: %zu problems\n%s", problems, rep.data);
+            rc = 1;
+        } else {
+            printf("ok\n");
+        }
+        ragd_buf_free(&rep);
+    } else if (is_list) {
         if (ragd_kb_list(k.kb, &ix, &n, &err)) goto fail;
         struct stat st;
         long long size = stat(kb_path, &st) == 0 ? (long long)st.st_size : -1;

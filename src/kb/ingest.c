@@ -291,8 +291,13 @@ static int parse_csv(const char *path, char *data, size_t len, const char *text_
         line++;
         if (row.len == 1 && !*row.data[0]) continue;
         if (bad || row.len != hdr.len) {
-            rc = ragd_err_set(err, RAGD_EFORMAT, "CSV record %zu has %zu fields, header has %zu%s",
-                              line, row.len, hdr.len, bad ? " (bad quoting)" : "");
+            if (bad)
+                rc = ragd_err_set(err, RAGD_EFORMAT, "CSV record %zu: bad or unterminated quotes",
+                                  line);
+            else
+                rc =
+                    ragd_err_set(err, RAGD_EFORMAT, "CSV record %zu has %zu fields, header has %zu",
+                                 line, row.len, hdr.len);
             goto out;
         }
         cJSON *meta = cJSON_CreateObject();

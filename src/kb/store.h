@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "util/err.h"
+#include "util/str.h"
 
 typedef struct ragd_store ragd_store;
 
@@ -99,6 +100,10 @@ typedef struct ragd_store_ops {
                     int64_t *generation, ragd_err *err);
     int (*put_blob)(ragd_store *s, int64_t index_id, const char *name, const void *data, size_t len,
                     int64_t generation, ragd_err *err);
+    /* Consistency check: appends one line per violated invariant (orphan chunks, refs to
+     * missing chunks or documents, FTS rows != chunks, vectors != chunks ...) to report and
+     * sets *problems. */
+    int (*check)(ragd_store *s, ragd_buf *report, size_t *problems, ragd_err *err);
 } ragd_store_ops;
 
 struct ragd_store {

@@ -626,6 +626,24 @@ static int sq_delete_doc(ragd_store *bs, int64_t index_id, const char *source, s
     if (rc) return rc;
     size_t n = 0;
     if ((rc = exec(db, "BEGIN IMMEDIATE", err))) goto done;
+    {
+        /* a file that loses some documents no longer matches its checksum: the next ingest
+         * of it restores them */
+        sqlite3_stmt *st;
+        if ((rc = prep(db,
+                       "UPDATE files SET checksum='' WHERE index_id=?1 AND id IN (SELECT"
+                       " file_id FROM documents WHERE index_id=?1 AND source=?2)",
+                       &st, err)))
+            goto rollback;
+        sqlite3_bind_int64(st, 1, index_id);
+        sqlite3_bind_text(st, 2, source, -1, SQLITE_STATIC);
+        int r = sqlite3_step(st);
+        sqlite3_finalize(st);
+        if (r != SQLITE_DONE) {
+            rc = db_err(err, db, "mark file");
+            goto rollback;
+        }
+    }
     if ((rc = delete_docs_where(db, index_id,
                                 "source=?2 OR file_id IN (SELECT id FROM files WHERE index_id=?1"
                                 " AND path=?2)",
@@ -884,10 +902,86 @@ static int sq_put_blob(ragd_store *bs, int64_t index_id, const char *name, const
     return rc;
 }
 
+static int sq_check(ragd_store *bs, ragd_buf *report, size_t *problems, ragd_err *err) {
+    sq_store *s = (sq_store *)bs;
+    *problems = 0;
+    sqlite3 *db;
+    int rc = conn_get(s, &db, err);
+    if (rc) return rc;
+    static const char *const checks[][2] = {
+        {"chunks referenced by no document",
+         "SELECT count(*) FROM chunks c WHERE NOT EXISTS (SELECT 1 FROM chunk_refs r WHERE"
+         " r.chunk_id=c.id)"},
+        {"chunk refs to missing chunks",
+         "SELECT count(*) FROM chunk_refs r WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE"
+         " c.id=r.chunk_id)"},
+        {"chunk refs to missing documents",
+         "SELECT count(*) FROM chunk_refs r WHERE NOT EXISTS (SELECT 1 FROM documents d WHERE"
+         " d.id=r.doc_id)"},
+        {"documents of missing files",
+         "SELECT count(*) FROM documents d WHERE NOT EXISTS (SELECT 1 FROM files f WHERE"
+         " f.id=d.file_id)"},
+        {"rows of missing indexes",
+         "SELECT (SELECT count(*) FROM files WHERE index_id NOT IN (SELECT id FROM indexes)) +"
+         " (SELECT count(*) FROM documents WHERE index_id NOT IN (SELECT id FROM indexes)) +"
+         " (SELECT count(*) FROM chunks WHERE index_id NOT IN (SELECT id FROM indexes))"},
+        {"vectors without a chunk",
+         "SELECT count(*) FROM vectors v WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE"
+         " c.id=v.chunk_id)"},
+        {"chunks without a vector in an index with embeddings",
+         "SELECT count(*) FROM chunks c JOIN indexes i ON i.id=c.index_id WHERE i.dim>0 AND NOT"
+         " EXISTS (SELECT 1 FROM vectors v WHERE v.chunk_id=c.id)"},
+        {"duplicate chunks (same text twice in one index)",
+         "SELECT count(*) FROM (SELECT 1 FROM chunks GROUP BY index_id, hash, text HAVING"
+         " count(*)>1)"},
+    };
+    for (size_t i = 0; i < sizeof checks / sizeof checks[0] && !rc; i++) {
+        int64_t n = count_q(db, checks[i][1], 0);
+        if (n < 0)
+            rc = db_err(err, db, "check");
+        else if (n > 0) {
+            (*problems)++;
+            ragd_buf_printf(report, "%s: %lld\n", checks[i][0], (long long)n);
+        }
+    }
+    /* FTS rows (one docsize row per indexed chunk) must equal chunks, per index */
+    sqlite3_stmt *st;
+    if (!rc && !(rc = prep(db, "SELECT id, name FROM indexes", &st, err))) {
+        while (sqlite3_step(st) == SQLITE_ROW && !rc) {
+            int64_t id = sqlite3_column_int64(st, 0);
+            char sql[160];
+            snprintf(sql, sizeof sql, "SELECT count(*) FROM fts_%lld_docsize WHERE ?1=?1",
+                     (long long)id);
+            int64_t nf = count_q(db, sql, 0);
+            int64_t nc = count_q(db, "SELECT count(*) FROM chunks WHERE index_id=?1", id);
+            if (nf != nc) {
+                (*problems)++;
+                ragd_buf_printf(report, "index %s: %lld FTS rows for %lld chunks\n",
+                                (const char *)sqlite3_column_text(st, 1), (long long)nf,
+                                (long long)nc);
+            }
+        }
+        sqlite3_finalize(st);
+    }
+    if (!rc) {
+        int64_t ok = count_q(db,
+                             "SELECT count(*) FROM pragma_integrity_check WHERE"
+                             " integrity_check<>'ok' AND ?1=?1",
+                             0);
+        if (ok != 0) {
+            (*problems)++;
+            ragd_buf_printf(report, "sqlite integrity_check failed\n");
+        }
+    }
+    conn_put(s, db);
+    return rc;
+}
+
 static const ragd_store_ops SQ_OPS = {
-    sq_close,         sq_get_index,    sq_ensure_index, sq_list_indexes, sq_delete_index,
-    sq_file_checksum, sq_chunks_exist, sq_replace_file, sq_delete_doc,   sq_bm25,
-    sq_term_df,       sq_load_vectors, sq_chunk_info,   sq_get_blob,     sq_put_blob,
+    sq_close,        sq_get_index,     sq_ensure_index, sq_list_indexes,
+    sq_delete_index, sq_file_checksum, sq_chunks_exist, sq_replace_file,
+    sq_delete_doc,   sq_bm25,          sq_term_df,      sq_load_vectors,
+    sq_chunk_info,   sq_get_blob,      sq_put_blob,     sq_check,
 };
 
 int ragd_store_sqlite_open(const char *path, int readonly, ragd_store **out, ragd_err *err) {
