@@ -24,6 +24,7 @@ typedef struct {
 } sq_store;
 
 static const char *SCHEMA =
+    "BEGIN IMMEDIATE;"
     "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);"
     "INSERT OR IGNORE INTO meta VALUES('schema','1');"
     "CREATE TABLE IF NOT EXISTS indexes(id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL,"
@@ -47,7 +48,8 @@ static const char *SCHEMA =
     " vec BLOB NOT NULL);"
     "CREATE INDEX IF NOT EXISTS vectors_index ON vectors(index_id);"
     "CREATE TABLE IF NOT EXISTS blobs(index_id INTEGER NOT NULL, name TEXT NOT NULL,"
-    " generation INTEGER NOT NULL, data BLOB, PRIMARY KEY(index_id, name));";
+    " generation INTEGER NOT NULL, data BLOB, PRIMARY KEY(index_id, name));"
+    "COMMIT;";
 
 static int db_err(ragd_err *err, sqlite3 *db, const char *what) {
     int code = sqlite3_errcode(db);
@@ -1015,6 +1017,13 @@ int ragd_store_sqlite_open(const char *path, int readonly, ragd_store **out, rag
         }
     } else {
         int64_t v = count_q(db, "SELECT count(*) FROM indexes WHERE ?1=?1", 0);
+        if (v < 0 && count_q(db, "SELECT count(*) FROM sqlite_master WHERE ?1=?1", 0) == 0) {
+            rc = ragd_err_set(err, RAGD_ENOTFOUND,
+                              "knowledge base %s is empty (nothing ingested yet)", path);
+            sqlite3_close(db);
+            sq_close(&s->base);
+            return rc;
+        }
         if (v < 0) {
             rc = ragd_err_set(err, RAGD_EFORMAT, "%s is not a ragd knowledge base: %s", path,
                               sqlite3_errmsg(db));
