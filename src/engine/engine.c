@@ -20,7 +20,7 @@ typedef struct req {
     int n_blocks, blocks_cap;
     int n_registered; /* leading full blocks registered in / taken from the prefix cache */
     uint64_t last_hash;
-    ragd_gen_params p;
+    ragd_req_params p;
     int32_t *stop_ids;
     ragd_engine_cb cb;
     void *ctx;
@@ -894,7 +894,7 @@ void ragd_engine_destroy(ragd_engine *e) {
 }
 
 int ragd_engine_submit(ragd_engine *e, const int32_t *prompt, int n_prompt,
-                       const ragd_gen_params *params, ragd_engine_cb cb, void *ctx,
+                       const ragd_req_params *params, ragd_engine_cb cb, void *ctx,
                        const _Atomic bool *cancel, ragd_err *err) {
     if (n_prompt <= 0) return ragd_err_set(err, RAGD_EINVAL, "the prompt is empty");
     if (n_prompt >= e->o.max_model_len)

@@ -51,7 +51,7 @@ typedef enum {
 
 const char *ragd_finish_reason_name(int reason); /* "stop", "length", "abort", ... */
 
-typedef struct ragd_gen_params {
+typedef struct ragd_req_params {
     ragd_sampling_params sampling; /* sampling.logprobs: -1 none, else top-N (0..20) */
     int max_tokens;                /* >= 1 */
     int min_tokens;                /* EOS / stop ids suppressed before this many tokens */
@@ -60,7 +60,7 @@ typedef struct ragd_gen_params {
     int n_stop_token_ids;
     bool prompt_logprobs; /* deliver RAGD_EV_PROMPT_LOGPROB for prompt tokens 1..n-1 */
     double timeout_s;     /* 0 = none; counted from submission */
-} ragd_gen_params;
+} ragd_req_params;
 
 enum { RAGD_EV_TOKEN = 1, RAGD_EV_PROMPT_LOGPROB, RAGD_EV_FINISH };
 
@@ -95,7 +95,7 @@ void ragd_engine_destroy(ragd_engine *e);
  * ragd_engine_wake) to abort; it must stay valid until FINISH. Errors: RAGD_EINVAL (empty
  * or too long prompt, bad token id, bad params), RAGD_EBUSY (waiting queue full). */
 int ragd_engine_submit(ragd_engine *e, const int32_t *prompt, int n_prompt,
-                       const ragd_gen_params *params, ragd_engine_cb cb, void *ctx,
+                       const ragd_req_params *params, ragd_engine_cb cb, void *ctx,
                        const _Atomic bool *cancel, ragd_err *err);
 void ragd_engine_wake(ragd_engine *e);
 

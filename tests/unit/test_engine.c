@@ -66,8 +66,8 @@ static void reset_done(void) {
     pthread_mutex_unlock(&g_mu);
 }
 
-static ragd_gen_params greedy(int max_tokens) {
-    ragd_gen_params p;
+static ragd_req_params greedy(int max_tokens) {
+    ragd_req_params p;
     memset(&p, 0, sizeof p);
     p.sampling.temperature = 0;
     p.sampling.top_p = 1;
@@ -153,7 +153,7 @@ static void batched_equals_alone(bool with_sample, int n_blocks, bool expect_pre
         lens[i] = 1 + (i * 37) % 150;
         make_prompt(prompts[i], lens[i], i % 5); /* shared prefixes among requests */
     }
-    ragd_gen_params p = greedy(40);
+    ragd_req_params p = greedy(40);
     p.ignore_eos = (bool)0;
     reset_done();
     for (int i = 0; i < N; i++) {
@@ -215,7 +215,7 @@ static void test_prefix_cache(void **state) {
     ragd_engine *e = mk(be, 256, 8, 64);
     int32_t p1[100];
     make_prompt(p1, 100, 3);
-    ragd_gen_params p = greedy(10);
+    ragd_req_params p = greedy(10);
     p.ignore_eos = true;
     out a = {0}, b = {0}, c = {0};
     reset_done();
@@ -254,7 +254,7 @@ static void test_chunked_prefill_keeps_decoding(void **state) {
     int32_t shortp[4] = {1, 2, 3, 4};
     static int32_t longp[800];
     make_prompt(longp, 800, 9);
-    ragd_gen_params p = greedy(20);
+    ragd_req_params p = greedy(20);
     p.ignore_eos = true;
     out s = {0}, l = {0};
     reset_done();
@@ -282,7 +282,7 @@ static void test_cancel_and_timeout(void **state) {
     ragd_engine *e;
     assert_int_equal(ragd_engine_create(be, &o, &e, NULL), 0);
     int32_t pr[8] = {1, 2, 3, 4, 5, 6, 7, 8};
-    ragd_gen_params p = greedy(4000);
+    ragd_req_params p = greedy(4000);
     p.ignore_eos = true;
     out a = {0}, b = {0};
     reset_done();
@@ -324,7 +324,7 @@ static void test_stop_conditions(void **state) {
     int32_t pr[5] = {3, 1, 4, 1, 5};
     reset_done();
     /* reference run without stops */
-    ragd_gen_params p = greedy(60);
+    ragd_req_params p = greedy(60);
     p.ignore_eos = true;
     out ref = {0};
     assert_int_equal(ragd_engine_submit(e, pr, 5, &p, cb, &ref, NULL, NULL), 0);
@@ -379,7 +379,7 @@ static void test_eos_and_min_tokens(void **state) {
     /* find a prompt whose greedy continuation hits EOS within 200 tokens */
     int32_t pr[3];
     out o = {0};
-    ragd_gen_params p = greedy(200);
+    ragd_req_params p = greedy(200);
     int found = -1;
     for (int s = 0; s < 40 && found < 0; s++) {
         pr[0] = s;
@@ -429,7 +429,7 @@ static void test_queue_bound(void **state) {
     ragd_engine *e;
     assert_int_equal(ragd_engine_create(be, &o, &e, NULL), 0);
     int32_t pr[2] = {1, 2};
-    ragd_gen_params p = greedy(400);
+    ragd_req_params p = greedy(400);
     p.ignore_eos = true;
     out os[64];
     memset(os, 0, sizeof os);
