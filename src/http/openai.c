@@ -119,7 +119,8 @@ struct gen {
     ragd_openai_chat_opts o;
     char *first_event, *extra_fields, *flush_chars;
     bool stream, include_usage, echo, chat_logprobs;
-    int logprobs; /* -1: none */
+    bool tokens_as_ids; /* vLLM's return_tokens_as_token_ids: "token_id:N" token strings */
+    int logprobs;       /* -1: none */
     char *stop[MAX_STOP];
     int n_stop;
     size_t max_stop;
@@ -191,6 +192,10 @@ static gen *gen_new(ragd_serve_app *app, int kind) {
 /* Token text for logprobs (special tokens included). */
 static void token_text(gen *g, int32_t id, ragd_buf *out) {
     ragd_buf_clear(out);
+    if (g->tokens_as_ids) {
+        ragd_buf_printf(out, "token_id:%d", id);
+        return;
+    }
     ragd_tokenizer_decode(g->app->tok, &id, 1, false, out, NULL);
     if (!out->data) ragd_buf_append(out, "", 0);
 }
@@ -323,8 +328,24 @@ static void chunk_tail(gen *g, ragd_buf *b) {
     ragd_buf_puts(b, "}");
 }
 
+static void on_client_gone(void *ctx);
+
+/* Streams start lazily (headers go out with the first bytes): turn the deferred reply into
+ * the event stream. */
+static void ensure_stream(gen *g) {
+    if (g->sh || !g->def || !g->stream) return;
+    g->sh = ragd_http_deferred_stream(g->def, NULL);
+    g->def = NULL;
+    if (!g->sh) return;
+    ragd_http_stream_on_close(g->sh, on_client_gone, g);
+    if (g->first_event) ragd_http_stream_sse(g->sh, g->first_event, strlen(g->first_event));
+}
+
 /* Stream text (and the logprob entries not yet sent) for one choice. */
 static int stream_piece(gen *g, choice *c, const char *text, size_t len, const char *finish) {
+    if (!g->stream) return 0;
+    bool has_lp0 = (g->logprobs >= 0 || g->chat_logprobs) && c->lp_sent < (size_t)c->n_lps;
+    if (!g->sh && (len || has_lp0 || finish)) ensure_stream(g);
     if (!g->sh) return 0;
     bool has_lp = (g->logprobs >= 0 || g->chat_logprobs) && c->lp_sent < (size_t)c->n_lps;
     if (g->kind == K_TEXT) {
@@ -492,6 +513,7 @@ static void put_usage(gen *g, ragd_buf *b) {
 /* Called with g->mu held when every choice has finished: send the rest and free g. */
 static void finalize(gen *g) {
     ragd_buf b = {0};
+    if (g->stream && !g->sh && !g->fail_reason) ensure_stream(g);
     if (g->sh) {
         if (g->fail_reason) {
             char *ej = ragd_http_error_json(
@@ -702,6 +724,8 @@ static int parse_common(gen *g, const cJSON *body, perr *e, long long *max_token
         }
         if (r) g->include_usage = b;
     }
+    if ((r = get_bool(body, "return_tokens_as_token_ids", &b, e)) < 0) return -1;
+    if (r) g->tokens_as_ids = b;
     bool beam = false;
     if ((r = get_bool(body, "use_beam_search", &b, e)) < 0) return -1;
     if (r) beam = b;
@@ -798,15 +822,10 @@ static void run(gen *g, ragd_http_req *req, long long max_tokens, perr *e) {
         }
         g->n_submitted++;
     }
-    if (g->stream) {
-        g->sh = ragd_http_reply_stream(req, NULL);
-        if (!g->sh) {
-            atomic_store(&g->cancel, true);
-            ragd_engine_wake(app->engine);
-            ragd_http_reply_error(req, 500, "server_error", NULL, NULL, "cannot start stream");
-        } else {
-            ragd_http_stream_on_close(g->sh, on_client_gone, g);
-            if (g->first_event) ragd_http_stream_sse(g->sh, g->first_event, strlen(g->first_event));
+    g->def = ragd_http_defer(req);
+    if (g->stream && (g->first_event || g->kind == K_CHAT || g->echo)) ensure_stream(g);
+    if (g->sh) {
+        {
             for (int i = 0; i < g->n_submitted && g->kind != K_TEXT; i++) {
                 choice *c = &g->choices[i];
                 ragd_buf b = {0};
@@ -832,8 +851,6 @@ static void run(gen *g, ragd_http_req *req, long long max_tokens, perr *e) {
                 ragd_buf_free(&b);
             }
         }
-    } else {
-        g->def = ragd_http_defer(req);
     }
     if (!g->n_submitted) { /* nothing queued (cannot happen: first failure returns above) */
         pthread_mutex_unlock(&g->mu);

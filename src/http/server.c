@@ -41,6 +41,8 @@ enum { MODE_NONE, MODE_REPLIED, MODE_DEFERRED };
 struct ragd_http_deferred {
     pthread_mutex_t mu;
     bool ready, suspended;
+    ragd_http_stream *stream; /* ready as a stream (ragd_http_deferred_stream) */
+    char *stream_ctype;
     int status;
     char *ctype;
     char *body;
@@ -70,6 +72,10 @@ struct ragd_http_stream {
     void (*on_close)(void *);
     void *on_close_ctx;
 };
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max);
+static void stream_free_cb(void *cls);
+static void stream_release(ragd_http_stream *s);
 
 /* ------------------------------------------------------------------------------------------ */
 
@@ -247,29 +253,57 @@ static void stream_free_cb(void *cls) {
     stream_release(s);
 }
 
-ragd_http_stream *ragd_http_reply_stream(ragd_http_req *r, const char *content_type) {
-    if (r->mode != MODE_NONE) return NULL;
+static ragd_http_stream *stream_new(struct MHD_Connection *conn) {
     ragd_http_stream *s = calloc(1, sizeof *s);
     if (!s) return NULL;
     pthread_mutex_init(&s->mu, NULL);
     s->refs = 2; /* producer + MHD response */
-    s->conn = r->conn;
+    s->conn = conn;
+    return s;
+}
+
+/* Queue the chunked response of stream s on r (from the access handler). On failure the
+ * stream is closed and MHD's reference dropped, so the producer's writes fail cleanly. */
+static void queue_stream(ragd_http_req *r, ragd_http_stream *s, const char *content_type) {
     struct MHD_Response *resp =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_read, s, stream_free_cb);
     if (!resp) {
-        pthread_mutex_destroy(&s->mu);
-        free(s);
-        return NULL;
+        stream_free_cb(s);
+        return;
     }
     MHD_add_response_header(resp, "Content-Type",
                             content_type ? content_type : "text/event-stream");
     MHD_add_response_header(resp, "Cache-Control", "no-cache");
     MHD_add_response_header(resp, "X-Accel-Buffering", "no");
     add_common_headers(r, resp);
-    r->mode = MODE_REPLIED;
     MHD_queue_response(r->conn, 200, resp);
     MHD_destroy_response(resp);
     count_status(r, 200);
+}
+
+ragd_http_stream *ragd_http_reply_stream(ragd_http_req *r, const char *content_type) {
+    if (r->mode != MODE_NONE) return NULL;
+    ragd_http_stream *s = stream_new(r->conn);
+    if (!s) return NULL;
+    r->mode = MODE_REPLIED;
+    queue_stream(r, s, content_type);
+    return s;
+}
+
+ragd_http_stream *ragd_http_deferred_stream(ragd_http_deferred *d, const char *content_type) {
+    ragd_http_req *r = (ragd_http_req *)((char *)d - offsetof(ragd_http_req, def));
+    pthread_mutex_lock(&d->mu);
+    ragd_http_stream *s = NULL;
+    if (!d->ready && (s = stream_new(r->conn))) {
+        d->ready = true;
+        d->stream = s;
+        d->stream_ctype = content_type ? strdup(content_type) : NULL;
+        if (d->suspended) {
+            d->suspended = false;
+            MHD_resume_connection(r->conn);
+        }
+    }
+    pthread_mutex_unlock(&d->mu);
     return s;
 }
 
@@ -402,6 +436,17 @@ static void dispatch(ragd_http_req *r) {
         ragd_http_reply_error(r, 500, "server_error", NULL, NULL, "handler sent no reply");
 }
 
+static void queue_deferred(ragd_http_req *r) {
+    r->mode = MODE_REPLIED;
+    if (r->def.stream) {
+        ragd_http_stream *s = r->def.stream;
+        r->def.stream = NULL;
+        queue_stream(r, s, r->def.stream_ctype);
+    } else {
+        queue(r, r->def.status, r->def.ctype, r->def.body ? r->def.body : "", r->def.len);
+    }
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls) {
@@ -439,9 +484,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         pthread_mutex_lock(&r->def.mu);
         bool ready = r->def.ready;
         pthread_mutex_unlock(&r->def.mu);
-        if (!ready) return MHD_YES;
-        queue(r, r->def.status, r->def.ctype, r->def.body ? r->def.body : "", r->def.len);
-        r->mode = MODE_REPLIED;
+        if (ready) queue_deferred(r);
         return MHD_YES;
     }
     if (r->mode != MODE_NONE) return MHD_YES;
@@ -451,8 +494,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         pthread_mutex_lock(&r->def.mu);
         if (r->def.ready) {
             pthread_mutex_unlock(&r->def.mu);
-            queue(r, r->def.status, r->def.ctype, r->def.body ? r->def.body : "", r->def.len);
-            r->mode = MODE_REPLIED;
+            queue_deferred(r);
             return MHD_YES;
         }
         r->def.suspended = true;
@@ -477,6 +519,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
     free(r->def.body);
     free(r->def.ctype);
+    free(r->def.stream_ctype);
+    if (r->def.stream) stream_free_cb(r->def.stream); /* never queued (daemon stopping) */
     pthread_mutex_destroy(&r->def.mu);
     free(r);
 }

@@ -14,7 +14,7 @@
  * A handler runs on an MHD worker thread and must answer exactly once, either before it
  * returns (ragd_http_reply*), or later from any thread: ragd_http_defer() returns a handle
  * answered with ragd_http_deferred_reply(); ragd_http_reply_stream() starts a chunked stream
- * (status sent at once) written with ragd_http_stream_write()/_sse() and finished with
+ * (sent with its first bytes) written with ragd_http_stream_write()/_sse() and finished with
  * ragd_http_stream_end(). Streams and deferred replies suspend the connection while they wait,
  * so a waiting request holds no thread. A handler may block briefly (e.g. run an embedding
  * batch) but long waits should defer.
@@ -86,6 +86,12 @@ ragd_http_deferred *ragd_http_defer(ragd_http_req *r);
 /* From any thread, exactly once; copies body. */
 void ragd_http_deferred_reply(ragd_http_deferred *d, int status, const char *content_type,
                               const char *body, size_t len);
+
+/* From any thread, instead of deferred_reply: start the 200 stream now (headers go out with
+ * the first bytes written). For streams whose first bytes come later (e.g. a queued request):
+ * defer in the handler, then call this when there is something to send. NULL when the
+ * deferred reply was already given. */
+ragd_http_stream *ragd_http_deferred_stream(ragd_http_deferred *d, const char *content_type);
 
 /* --- streams --- */
 /* Start a 200 chunked response ("text/event-stream" when content_type is NULL). The producer
