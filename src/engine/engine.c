@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "engine/block_manager.h"
+#include "engine/sampler.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -26,7 +27,7 @@ typedef struct req {
     void *ctx;
     const _Atomic bool *cancel;
     int prompt_lp_next; /* next prompt position whose logprob is due */
-    uint64_t rng[2];
+    ragd_rng rng;
     int n_preempted;
     uint64_t t_arrival, t_sched, t_first, t_last, deadline;
     struct req *next; /* inbox / waiting links */
@@ -59,8 +60,8 @@ struct ragd_engine {
     ragd_sample_out *souts;
     int sched_cap;
     uint64_t seed_state;
-    float *scratch; /* vocab floats for host sampling */
-    int *idx;       /* vocab ints */
+    ragd_sampler smp; /* host sampler shared by all requests (params + RNG swapped in) */
+    bool smp_init;
     /* metrics */
     ragd_metric *m_running, *m_waiting, *m_blocks_used, *m_blocks_total, *m_prompt, *m_gen,
         *m_preempt, *m_ttft, *m_itl, *m_e2e, *m_queue, *m_finish[6], *m_prefix_hits;
@@ -82,23 +83,13 @@ const char *ragd_finish_reason_name(int reason) {
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* RNG (xoroshiro128+) */
+/* seeds for requests without one */
 
 static uint64_t splitmix(uint64_t *x) {
     uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
-}
-static uint64_t rng_next(uint64_t s[2]) {
-    uint64_t s0 = s[0], s1 = s[1], r = s0 + s1;
-    s1 ^= s0;
-    s[0] = ((s0 << 55) | (s0 >> 9)) ^ s1 ^ (s1 << 14);
-    s[1] = (s1 << 36) | (s1 >> 28);
-    return r;
-}
-static double rng_uniform(uint64_t s[2]) {
-    return (double)(rng_next(s) >> 11) * 0x1.0p-53;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -282,26 +273,7 @@ static void register_blocks(ragd_engine *e, req *r) {
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* host-side logprobs and sampling */
-
-static void top_logprobs(const float *lp, int vocab, int k, int32_t *ids, float *vals) {
-    for (int j = 0; j < k; j++) {
-        ids[j] = -1;
-        vals[j] = -INFINITY;
-    }
-    for (int i = 0; i < vocab; i++) {
-        float v = lp[i];
-        if (v <= vals[k - 1] && ids[k - 1] >= 0) continue;
-        int j = k - 1;
-        while (j > 0 && (ids[j - 1] < 0 || v > vals[j - 1])) {
-            ids[j] = ids[j - 1];
-            vals[j] = vals[j - 1];
-            j--;
-        }
-        ids[j] = i;
-        vals[j] = v;
-    }
-}
+/* host-side sampling (engine/sampler.h) */
 
 static bool is_eos(const ragd_engine *e, int32_t t) {
     for (int i = 0; i < e->be->cfg.n_eos; i++)
@@ -315,146 +287,41 @@ static bool is_stop_id(const req *r, int32_t t) {
     return false;
 }
 
-static int cmp_desc(const void *a, const void *b, void *ctx) {
-    const float *v = ctx;
-    float x = v[*(const int *)a], y = v[*(const int *)b];
-    return x < y ? 1 : x > y ? -1 : (*(const int *)a - *(const int *)b);
-}
-
-/* Logprobs from the raw model distribution; the token from the processed one. */
-static void host_sample(ragd_engine *e, req *r, const float *logits, ragd_sample_out *out) {
-    int V = e->vocab;
-    const ragd_sampling_params *sp = &r->p.sampling;
-    float *x = e->scratch;
-    memcpy(x, logits, sizeof(float) * (size_t)V);
-    /* min_tokens: no EOS / stop ids yet */
+/* Sample r's next token from its logits row (modified in place). */
+static int host_sample(ragd_engine *e, req *r, float *logits, ragd_sample_out *out, ragd_err *err) {
+    int32_t suppress[RAGD_MAX_EOS + 64];
+    int n_sup = 0;
     if (r->n_generated < r->p.min_tokens) {
-        for (int i = 0; i < e->be->cfg.n_eos; i++)
-            if (e->be->cfg.eos_ids[i] >= 0 && e->be->cfg.eos_ids[i] < V)
-                x[e->be->cfg.eos_ids[i]] = -INFINITY;
-        for (int i = 0; i < r->p.n_stop_token_ids; i++)
-            if (r->stop_ids[i] >= 0 && r->stop_ids[i] < V) x[r->stop_ids[i]] = -INFINITY;
+        for (int i = 0; i < e->be->cfg.n_eos; i++) suppress[n_sup++] = e->be->cfg.eos_ids[i];
+        for (int i = 0; i < r->p.n_stop_token_ids && n_sup < (int)(sizeof suppress / 4); i++)
+            suppress[n_sup++] = r->stop_ids[i];
     }
-    /* penalties */
-    if (sp->repetition_penalty != 1.0f || sp->presence_penalty != 0 || sp->frequency_penalty != 0) {
-        for (int i = 0; i < r->n_tokens; i++) {
-            int32_t t = r->tokens[i];
-            if (t < 0 || t >= V) continue;
-            if (sp->repetition_penalty != 1.0f && e->idx[t] != -7) {
-                x[t] = x[t] > 0 ? x[t] / sp->repetition_penalty : x[t] * sp->repetition_penalty;
-                e->idx[t] = -7; /* once per id */
-            }
-        }
-        for (int i = 0; i < r->n_tokens; i++)
-            if (r->tokens[i] >= 0 && r->tokens[i] < V) e->idx[r->tokens[i]] = 0;
-        for (int i = r->n_prompt; i < r->n_tokens; i++) {
-            int32_t t = r->tokens[i];
-            if (t >= 0 && t < V) e->idx[t]++;
-        }
-        for (int i = r->n_prompt; i < r->n_tokens; i++) {
-            int32_t t = r->tokens[i];
-            if (t < 0 || t >= V || e->idx[t] <= 0) continue;
-            x[t] -= sp->presence_penalty + sp->frequency_penalty * (float)e->idx[t];
-            e->idx[t] = 0;
-        }
-    }
-    int32_t tok = 0;
-    if (sp->temperature <= 0) {
-        for (int i = 1; i < V; i++)
-            if (x[i] > x[tok]) tok = i;
-    } else {
-        float mx = -INFINITY;
-        for (int i = 0; i < V; i++) mx = fmaxf(mx, x[i]);
-        int n = 0;
-        for (int i = 0; i < V; i++)
-            if (x[i] > -INFINITY) {
-                x[i] = (x[i] - mx) / sp->temperature;
-                e->idx[n++] = i;
-            }
-        if (n == 0) {
-            e->idx[n++] = 0;
-            x[0] = 0;
-        }
-        qsort_r(e->idx, (size_t)n, sizeof(int), cmp_desc, x);
-        if (sp->top_k > 0 && sp->top_k < n) n = sp->top_k;
-        double sum = 0;
-        for (int i = 0; i < n; i++) sum += exp((double)x[e->idx[i]]);
-        if (sp->min_p > 0) {
-            double pmax = exp((double)x[e->idx[0]]) / sum, s2 = 0;
-            int m = 0;
-            while (m < n && exp((double)x[e->idx[m]]) / sum >= sp->min_p * pmax) {
-                s2 += exp((double)x[e->idx[m]]);
-                m++;
-            }
-            n = m > 0 ? m : 1;
-            sum = m > 0 ? s2 : exp((double)x[e->idx[0]]);
-        }
-        if (sp->top_p < 1.0f) {
-            double c = 0;
-            int m = 0;
-            while (m < n) {
-                c += exp((double)x[e->idx[m]]) / sum;
-                m++;
-                if (c >= sp->top_p) break;
-            }
-            double s2 = 0;
-            for (int i = 0; i < m; i++) s2 += exp((double)x[e->idx[i]]);
-            n = m;
-            sum = s2;
-        }
-        double u = rng_uniform(r->rng) * sum, c = 0;
-        tok = e->idx[n - 1];
-        for (int i = 0; i < n; i++) {
-            c += exp((double)x[e->idx[i]]);
-            if (u < c) {
-                tok = e->idx[i];
-                break;
-            }
-        }
-    }
-    for (int i = 0; i < V; i++) e->idx[i] = 0;
-    out->token = tok;
-    out->n_top = 0;
-    out->logprob = 0;
-    if (sp->logprobs >= 0) {
-        float mx = -INFINITY;
-        for (int i = 0; i < V; i++) mx = fmaxf(mx, logits[i]);
-        double s = 0;
-        for (int i = 0; i < V; i++) s += exp((double)(logits[i] - mx));
-        float lse = mx + (float)log(s);
-        for (int i = 0; i < V; i++) x[i] = logits[i] - lse;
-        out->logprob = x[tok];
-        int k = sp->logprobs > RAGD_MAX_TOP_LOGPROBS ? RAGD_MAX_TOP_LOGPROBS : sp->logprobs;
-        if (k > 0) top_logprobs(x, V, k, out->top_ids, out->top_logprobs);
-        out->n_top = k;
-    }
+    e->smp.p = r->p.sampling;
+    e->smp.rng = r->rng;
+    int rc = ragd_sampler_sample(&e->smp, logits, r->tokens, r->n_prompt, r->tokens + r->n_prompt,
+                                 r->n_generated, suppress, n_sup, out, err);
+    r->rng = e->smp.rng;
+    return rc;
 }
 
 static void prompt_logprob_events(ragd_engine *e, req *r, int n_past, int n_new,
                                   const float *rows) {
     int V = e->vocab;
-    float *x = e->scratch;
     for (int j = 0; j < n_new; j++) {
         int pos = n_past + j + 1; /* row j predicts the token at this position */
         if (pos >= r->n_prompt || pos < r->prompt_lp_next) continue;
         const float *l = rows + (size_t)j * (size_t)V;
-        float mx = -INFINITY;
-        for (int i = 0; i < V; i++) mx = fmaxf(mx, l[i]);
-        double s = 0;
-        for (int i = 0; i < V; i++) s += exp((double)(l[i] - mx));
-        float lse = mx + (float)log(s);
-        for (int i = 0; i < V; i++) x[i] = l[i] - lse;
+        double lse = ragd_logsumexp(l, V);
         int32_t ids[RAGD_MAX_TOP_LOGPROBS];
         float vals[RAGD_MAX_TOP_LOGPROBS];
         int k = r->p.sampling.logprobs > RAGD_MAX_TOP_LOGPROBS ? RAGD_MAX_TOP_LOGPROBS
                                                                : r->p.sampling.logprobs;
-        if (k > 0) top_logprobs(x, V, k, ids, vals);
         ragd_engine_event ev = {0};
         ev.type = RAGD_EV_PROMPT_LOGPROB;
         ev.pos = pos;
         ev.token = r->tokens[pos];
-        ev.logprob = x[r->tokens[pos]];
-        ev.n_top = k > 0 ? k : 0;
+        ev.logprob = (float)((double)l[r->tokens[pos]] - lse);
+        ev.n_top = k > 0 ? ragd_top_logprobs(l, V, lse, k, ids, vals) : 0;
         ev.top_ids = ids;
         ev.top_logprobs = vals;
         r->cb(r->ctx, &ev);
@@ -689,7 +556,7 @@ failed:
         ragd_batch_seq *s = &e->bseqs[i];
         r->n_computed += s->n_new;
         register_blocks(e, r);
-        const float *last = NULL;
+        float *last = NULL;
         if (!device_sampling) {
             if (s->want_all_logits) {
                 prompt_logprob_events(e, r, s->n_past, s->n_new,
@@ -703,10 +570,15 @@ failed:
         }
         if (!s->want_logits) continue;
         ragd_sample_out so;
-        if (device_sampling)
+        if (device_sampling) {
             so = e->souts[k++];
-        else
-            host_sample(e, r, last, &so);
+        } else {
+            ragd_err serr = {0};
+            if (host_sample(e, r, last, &so, &serr)) {
+                finish(e, r, RAGD_FINISH_ERROR, serr.msg);
+                continue;
+            }
+        }
         accept_token(e, r, &so, now); /* may finish and free r */
     }
     publish(e);
@@ -810,9 +682,10 @@ int ragd_engine_create(ragd_backend *be, const ragd_engine_opts *opts, ragd_engi
         return rc;
     }
     e->running = calloc((size_t)o->max_num_seqs + 1, sizeof(req *));
-    e->scratch = malloc(sizeof(float) * (size_t)e->vocab);
-    e->idx = calloc((size_t)e->vocab, sizeof(int));
-    if (!e->running || !e->scratch || !e->idx || grow_sched(e, o->max_num_seqs + 1)) {
+    ragd_sampling_params sp;
+    ragd_sampling_defaults(&sp);
+    e->smp_init = ragd_sampler_init(&e->smp, &sp, e->vocab, NULL) == RAGD_OK;
+    if (!e->running || !e->smp_init || grow_sched(e, o->max_num_seqs + 1)) {
         ragd_engine_destroy(e);
         return ragd_err_set(err, RAGD_ENOMEM, "out of memory");
     }
@@ -888,8 +761,7 @@ void ragd_engine_destroy(ragd_engine *e) {
     free(e->sched);
     free(e->sched_new);
     free(e->souts);
-    free(e->scratch);
-    free(e->idx);
+    if (e->smp_init) ragd_sampler_free(&e->smp);
     free(e);
 }
 
@@ -938,8 +810,7 @@ int ragd_engine_submit(ragd_engine *e, const int32_t *prompt, int n_prompt,
                             e->o.max_waiting);
     }
     uint64_t seed = params->sampling.has_seed ? params->sampling.seed : splitmix(&e->seed_state);
-    r->rng[0] = splitmix(&seed);
-    r->rng[1] = splitmix(&seed);
+    ragd_rng_seed(&r->rng, seed);
     if (e->inbox_tail)
         e->inbox_tail->next = r;
     else

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/sampler.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/str.h"
@@ -103,7 +104,7 @@ typedef struct choice {
     ragd_detok detok;
     ragd_buf text;  /* generated text (stop strings cut off) */
     size_t emitted; /* bytes of text already streamed */
-    size_t scan;    /* stop-string search start */
+    size_t scan;    /* bytes of text already searched for stop strings */
     bool stop_hit;
     lp_entry *lps;
     int n_lps, cap_lps;
@@ -123,7 +124,6 @@ struct gen {
     int logprobs;       /* -1: none */
     char *stop[MAX_STOP];
     int n_stop;
-    size_t max_stop;
     ragd_req_params gp;
     int n;
     char id[64];
@@ -414,36 +414,20 @@ static int stream_piece(gen *g, choice *c, const char *text, size_t len, const c
     return rc;
 }
 
-/* Look for stop strings in the new text; cut at the first match. */
-static void check_stop(gen *g, choice *c) {
-    if (!g->n_stop || c->stop_hit) return;
-    size_t start = c->scan;
-    size_t best = (size_t)-1;
-    for (int i = 0; i < g->n_stop; i++) {
-        const char *hit =
-            memmem(c->text.data + start, c->text.len - start, g->stop[i], strlen(g->stop[i]));
-        if (hit && (size_t)(hit - c->text.data) < best) best = (size_t)(hit - c->text.data);
-    }
-    if (best != (size_t)-1) {
-        c->text.len = best;
-        c->text.data[best] = 0;
-        c->stop_hit = true;
-        return;
-    }
-    size_t keep = g->max_stop - 1;
-    c->scan = c->text.len > keep ? c->text.len - keep : 0;
-}
-
-/* Bytes of c->text safe to stream now (not possibly the start of a stop string). */
-static size_t safe_end(gen *g, choice *c, bool final) {
+/* Stop strings (engine/sampler.h's scanner): cut c->text at the first match; returns how many
+ * bytes of c->text may be streamed now (a tail that could still become a stop string waits). */
+static size_t check_stop(gen *g, choice *c, bool final) {
+    if (c->stop_hit || !g->n_stop || !c->text.len) return c->text.len;
     size_t end = c->text.len;
-    if (!final && !c->stop_hit && g->n_stop) {
-        size_t keep = g->max_stop - 1;
-        end = end > keep ? end - keep : 0;
-        while (end > c->emitted && end < c->text.len &&
-               ((unsigned char)c->text.data[end] & 0xC0) == 0x80)
-            end--;
+    if (ragd_stop_scan(c->text.data, c->text.len, c->scan, (const char *const *)g->stop, g->n_stop,
+                       &end)) {
+        c->text.len = end;
+        c->text.data[end] = 0;
+        c->stop_hit = true;
+        return end;
     }
+    c->scan = c->text.len;
+    if (final) return c->text.len;
     return end < c->emitted ? c->emitted : end;
 }
 
@@ -463,8 +447,7 @@ static int on_event(void *ctx, const ragd_engine_event *ev) {
             if (g->logprobs >= 0 || g->chat_logprobs)
                 push_lp(c, ev->token, ev->logprob, false, ev->n_top, ev->top_ids, ev->top_logprobs);
             ragd_detok_push(&c->detok, ev->token, &c->text, NULL);
-            check_stop(g, c);
-            size_t end = safe_end(g, c, false);
+            size_t end = check_stop(g, c, false);
             if (stream_piece(g, c, c->text.data ? c->text.data + c->emitted : "", end - c->emitted,
                              NULL) == RAGD_ECANCELLED)
                 ret = RAGD_CB_ABORT;
@@ -485,7 +468,7 @@ static int on_event(void *ctx, const ragd_engine_event *ev) {
         }
         if (!c->stop_hit) {
             ragd_detok_flush(&c->detok, &c->text);
-            check_stop(g, c);
+            check_stop(g, c, true);
         }
         if (ev->finish_reason == RAGD_FINISH_STOP || ev->finish_reason == RAGD_FINISH_LENGTH) {
             size_t end = c->text.len;
@@ -624,8 +607,6 @@ static int parse_stop(gen *g, const cJSON *body, perr *e) {
         if (strlen(s) > 512) return fail(e, 400, "stop", "stop strings are limited to 512 bytes");
         g->stop[g->n_stop] = strdup(s);
         if (!g->stop[g->n_stop]) return fail(e, 500, NULL, "out of memory");
-        size_t l = strlen(s);
-        if (l > g->max_stop) g->max_stop = l;
         g->n_stop++;
     }
     return 0;
