@@ -154,6 +154,28 @@ float ragd_k_dot(const float *a, const float *b, int n) {
     return _mm512_reduce_add_ps(acc);
 }
 
+void ragd_k_scores(float *s, const float *q, const float *kt, int d, int ld, int n, float scale) {
+    int j = 0;
+    for (; j + 32 <= n; j += 32) {
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+        for (int k = 0; k < d; k++) {
+            __m512 qk = _mm512_set1_ps(q[k]);
+            a0 = _mm512_fmadd_ps(qk, _mm512_loadu_ps(kt + (size_t)k * ld + j), a0);
+            a1 = _mm512_fmadd_ps(qk, _mm512_loadu_ps(kt + (size_t)k * ld + j + 16), a1);
+        }
+        _mm512_storeu_ps(s + j, _mm512_mul_ps(a0, _mm512_set1_ps(scale)));
+        _mm512_storeu_ps(s + j + 16, _mm512_mul_ps(a1, _mm512_set1_ps(scale)));
+    }
+    for (; j < n; j += 16) {
+        __mmask16 m = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1u);
+        __m512 a0 = _mm512_setzero_ps();
+        for (int k = 0; k < d; k++)
+            a0 = _mm512_fmadd_ps(_mm512_set1_ps(q[k]),
+                                 _mm512_maskz_loadu_ps(m, kt + (size_t)k * ld + j), a0);
+        _mm512_mask_storeu_ps(s + j, m, _mm512_mul_ps(a0, _mm512_set1_ps(scale)));
+    }
+}
+
 void ragd_k_axpy(float *y, float a, const float *x, int n) {
     __m512 va = _mm512_set1_ps(a);
     int k = 0;
@@ -222,6 +244,14 @@ float ragd_k_dot(const float *a, const float *b, int n) {
 
 void ragd_k_axpy(float *y, float a, const float *x, int n) {
     for (int k = 0; k < n; k++) y[k] += a * x[k];
+}
+
+void ragd_k_scores(float *s, const float *q, const float *kt, int d, int ld, int n, float scale) {
+    for (int j = 0; j < n; j++) {
+        float a = 0;
+        for (int k = 0; k < d; k++) a += q[k] * kt[(size_t)k * ld + j];
+        s[j] = a * scale;
+    }
 }
 
 float ragd_k_exp_sub_sum(float *x, int n, float max) {

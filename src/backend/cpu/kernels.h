@@ -55,6 +55,9 @@ void ragd_k_swiglu(float *out, const float *g, const float *u, int n);
 float ragd_k_exp_sub_sum(float *x, int n, float max);
 /* dot product with 16-lane accumulation (same order as the matmul kernels). */
 float ragd_k_dot(const float *a, const float *b, int n);
+/* s[j] = scale * dot(q, K[:, j]) for j < n, with K^T stored [d][ld] (keys contiguous):
+ * 16 keys at a time, each accumulated sequentially over d. */
+void ragd_k_scores(float *s, const float *q, const float *kt, int d, int ld, int n, float scale);
 /* y += a * x */
 void ragd_k_axpy(float *y, float a, const float *x, int n);
 
