@@ -50,6 +50,8 @@ typedef struct cpu_impl {
     bool bf16_prefill;
     int bf16_min_tokens;
     int amx;
+    float *panel; /* per thread: 4 widened weight rows */
+    int max_cols;
 } cpu_impl;
 
 static int lin_from(cpu_lin *l, const ragd_tensor *t, const ragd_tensor *bias, ragd_err *err) {
@@ -90,10 +92,10 @@ typedef struct mm_ctx {
     int row_chunk[MM_MAX], n_row_chunks[MM_MAX];
     size_t first_task[MM_MAX + 1];
     int accumulate, tok_tile;
+    struct cpu_impl *m;
 } mm_ctx;
 
 static void mm_task(void *vctx, size_t i, int tid) {
-    (void)tid;
     mm_ctx *c = vctx;
     int w = 0;
     while (i >= c->first_task[w + 1]) w++;
@@ -112,7 +114,8 @@ static void mm_task(void *vctx, size_t i, int tid) {
                                 c->ldy[w], c->accumulate);
     else
         ragd_k_matmul_rows(c->X, c->ldx, t0, t1, L->w, L->dt, L->cols, r0, r1, L->bias, c->Y[w],
-                           c->ldy[w], c->accumulate);
+                           c->ldy[w], c->accumulate,
+                           c->m->panel + (size_t)tid * 4 * (size_t)c->m->max_cols);
 }
 
 typedef struct cvt_ctx {
@@ -148,7 +151,7 @@ static int ensure_xb(cpu_impl *m, size_t need, ragd_err *err) {
 /* Y_i[T][rows_i] (+)= X[T][cols] W_i^T + bias_i for n linears sharing X, in one pool run. */
 static int matmul_n(cpu_impl *m, const float *X, size_t ldx, int T, int n, const cpu_lin **Ls,
                     float **Ys, const size_t *ldys, int accumulate, ragd_err *err) {
-    mm_ctx c = {.X = X, .ldx = ldx, .T = T, .n_lin = n, .accumulate = accumulate};
+    mm_ctx c = {.X = X, .ldx = ldx, .T = T, .n_lin = n, .accumulate = accumulate, .m = m};
     const int nt = m->n_threads, K = Ls[0]->cols;
     bool all_bf16 = true, amx_shapes = K % 32 == 0;
     for (int i = 0; i < n; i++) {
@@ -522,7 +525,7 @@ static void cpu_destroy(ragd_backend *be) {
         free(m->kv);
         free(m->x), free(m->h), free(m->q), free(m->k), free(m->v), free(m->att), free(m->g),
             free(m->u);
-        free(m->xb), free(m->attn_scratch), free(m->tok_seq), free(m->tok_pos);
+        free(m->xb), free(m->attn_scratch), free(m->panel), free(m->tok_seq), free(m->tok_pos);
         ragd_llm_weights_free(&m->w);
         ragd_st_close(m->st);
         free(m);
@@ -588,6 +591,13 @@ int ragd_cpu_backend_create(const char *model_dir, ragd_pool *pool, ragd_backend
             (rc = lin_from(&L->up, W->up, NULL, err)) ||
             (rc = lin_from(&L->down, W->down, NULL, err)))
             goto fail;
+    }
+    m->max_cols = cfg->hidden > cfg->ffn ? cfg->hidden : cfg->ffn;
+    if (cfg->n_heads * cfg->head_dim > m->max_cols) m->max_cols = cfg->n_heads * cfg->head_dim;
+    m->panel = malloc(sizeof(float) * 4 * (size_t)m->max_cols * (size_t)m->n_threads);
+    if (!m->panel) {
+        rc = ragd_err_set(err, RAGD_ENOMEM, "out of memory");
+        goto fail;
     }
     lin_from(&m->embed, m->w.embed, NULL, err);
     lin_from(&m->lm_head, m->w.lm_head, NULL, err);

@@ -19,10 +19,11 @@
 #include "model/dtype.h"
 
 /* Y[t][r] (+)= dot(X[t][0..K), W[r][0..K)) + bias[r] for t in [t0,t1), r in [r0,r1).
- * W is row-major [rows][K] of dtype dt (F32/F16/BF16). accumulate: add to Y. */
+ * W is row-major [rows][K] of dtype dt (F32/F16/BF16). accumulate: add to Y.
+ * scratch: 4*K floats of the calling thread (panel widening for many tokens) or NULL. */
 void ragd_k_matmul_rows(const float *X, size_t ldx, int t0, int t1, const void *W, ragd_dtype dt,
                         int K, int r0, int r1, const float *bias, float *Y, size_t ldy,
-                        int accumulate);
+                        int accumulate, float *scratch);
 
 /* The same with bf16 activations Xb ([T][ldxb] bf16, zero padded to a multiple of 32 columns)
  * and bf16 weights, using vdpbf16ps (f32 accumulation). Not exact: activations are rounded. */
