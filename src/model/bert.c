@@ -12,7 +12,7 @@
 
 #include "backend/cpu/amx_gemm.h"
 #include "backend/cpu/bert_ops.h"
-#if defined(RAGD_HAVE_CUDA) && defined(RAGD_BERT_CUDA)
+#ifdef RAGD_HAVE_CUDA
 #include "backend/cuda/bert_cuda.h"
 #endif
 #include "model/dtype.h"
@@ -299,7 +299,7 @@ void ragd_bert_destroy(ragd_bert *m) {
         }
     free(m->layers);
     free(m->buf);
-#if defined(RAGD_HAVE_CUDA) && defined(RAGD_BERT_CUDA)
+#ifdef RAGD_HAVE_CUDA
     ragd_bert_cuda_destroy(m->gpu);
 #endif
     ragd_st_close(m->st);
@@ -359,7 +359,7 @@ ragd_bert_precision ragd_bert_get_precision(const ragd_bert *m) {
 int ragd_bert_set_device(ragd_bert *m, const char *device, ragd_err *err) {
     if (!device || strcmp(device, "cpu") == 0) {
         pthread_mutex_lock(&m->mu);
-#if defined(RAGD_HAVE_CUDA) && defined(RAGD_BERT_CUDA)
+#ifdef RAGD_HAVE_CUDA
         ragd_bert_cuda_destroy(m->gpu);
 #endif
         m->gpu = NULL;
@@ -368,7 +368,7 @@ int ragd_bert_set_device(ragd_bert *m, const char *device, ragd_err *err) {
     }
     if (strcmp(device, "cuda") != 0)
         return ragd_err_set(err, RAGD_EINVAL, "unknown device '%s' (cpu or cuda)", device);
-#if !(defined(RAGD_HAVE_CUDA) && defined(RAGD_BERT_CUDA))
+#ifndef RAGD_HAVE_CUDA
     return ragd_err_set(err, RAGD_EUNSUPPORTED,
                         "device cuda is not available: this build has no CUDA support (nvcc was "
                         "not found when it was configured)");
@@ -696,7 +696,7 @@ int ragd_bert_forward(ragd_bert *m, ragd_pool *pool, const int32_t *ids, const i
 
     pthread_mutex_lock(&m->mu);
     uint64_t t0 = ragd_now_ns();
-#if defined(RAGD_HAVE_CUDA) && defined(RAGD_BERT_CUDA)
+#ifdef RAGD_HAVE_CUDA
     if (m->gpu) {
         int rc = ragd_bert_cuda_forward(m->gpu, ids, lens, n_seq, (int)T,
                                         pooling == RAGD_BERT_POOL_MEAN, norm, out, err);
