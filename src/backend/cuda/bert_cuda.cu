@@ -175,6 +175,9 @@ static int grow(ragd_bert_cuda *g, size_t T, size_t n, ragd_err *err) {
 /* ---------------------------------------------------------------------------------------- */
 /* kernels                                                                                    */
 
+/* Internal linkage: the kernels must not collide with other translation units of ragd_cuda. */
+namespace {
+
 __device__ __forceinline__ float warp_sum(float v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;
@@ -329,6 +332,8 @@ __global__ void k_pool(const float *x, const int32_t *offs, const int32_t *lens,
     const float inv = norm ? (tot > 0.0f ? rsqrtf(tot) : 0.0f) : 1.0f;
     for (int d = threadIdx.x; d < H; d += blockDim.x) out[(size_t)s * H + d] = row[d] * inv;
 }
+
+} // namespace
 
 /* Sequences at least this long use cuBLAS attention; shorter ones the warp kernel. */
 #define ATTN_GEMM_MIN 64
