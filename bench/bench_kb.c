@@ -342,6 +342,10 @@ int main(int argc, char **argv) {
             do_kb = 0;
         else if (!strcmp(a, "--no-vec"))
             do_vec = 0;
+        else if (!strcmp(a, "--no-kb-hnsw"))
+            kb_hnsw = 0;
+        else if (!strcmp(a, "--no-hnsw"))
+            hnsw = kb_hnsw = 0;
         else {
             fprintf(stderr, "usage: bench_kb [--n N] [--kb-n N] [--dim D] [--queries Q] "
                             "[--threads T] [--M M] [--efc E] [--ef E] [--no-kb] [--no-vec] "
