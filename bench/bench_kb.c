@@ -248,6 +248,7 @@ static void bench_kb(size_t n, int dim, size_t nq, ragd_pool *pool, int ef, int 
                  {"vector_hnsw", RAGD_KB_VECTOR, RAGD_KB_VEC_HNSW},
                  {"hybrid_exact", RAGD_KB_HYBRID, RAGD_KB_VEC_EXACT}};
     for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+        if (!kb_hnsw && modes[m].algo == RAGD_KB_VEC_HNSW) continue;
         ragd_kb_search_opts so = {.indexes = ix,
                                   .n_indexes = 1,
                                   .k = 10,
@@ -277,6 +278,7 @@ static void bench_kb(size_t n, int dim, size_t nq, ragd_pool *pool, int ef, int 
     const char *batch[50];
     for (int i = 0; i < 50; i++) batch[i] = qs.data[((size_t)(i % 25) * 104729) % qs.len];
     for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+        if (!kb_hnsw && modes[m].algo == RAGD_KB_VEC_HNSW) continue;
         ragd_kb_search_opts so = {.indexes = ix,
                                   .n_indexes = 1,
                                   .k = 10,
