@@ -45,7 +45,7 @@ struct ragd_engine {
     /* under mu */
     req *inbox_head, *inbox_tail;
     int n_inbox;
-    int n_waiting_shared; /* waiting count published for submit's bound check */
+    int n_queued; /* inbox + waiting list (preempted included): the waiting-queue bound */
     ragd_engine_stats st;
     /* engine thread only */
     req *wait_head, *wait_tail;
@@ -125,8 +125,7 @@ static void release_blocks(ragd_engine *e, req *r) {
 static void publish(ragd_engine *e) {
     pthread_mutex_lock(&e->mu);
     e->st.running = e->n_running;
-    e->st.waiting = e->n_waiting + e->n_inbox;
-    e->n_waiting_shared = e->n_waiting;
+    e->st.waiting = e->n_queued;
     e->st.blocks_used = ragd_bm_n_used(e->bm);
     e->st.blocks_total = ragd_bm_n_blocks(e->bm);
     e->st.blocks_cached = ragd_bm_n_cached(e->bm);
@@ -167,7 +166,14 @@ static void finish(ragd_engine *e, req *r, int reason, const char *error) {
     req_free(r);
 }
 
+static void queued_add(ragd_engine *e, int d) {
+    pthread_mutex_lock(&e->mu);
+    e->n_queued += d;
+    pthread_mutex_unlock(&e->mu);
+}
+
 static void waiting_push_front(ragd_engine *e, req *r) {
+    queued_add(e, 1);
     r->next = e->wait_head;
     e->wait_head = r;
     if (!e->wait_tail) e->wait_tail = r;
@@ -191,6 +197,7 @@ static req *waiting_pop(ragd_engine *e) {
     if (!e->wait_head) e->wait_tail = NULL;
     r->next = NULL;
     e->n_waiting--;
+    queued_add(e, -1);
     return r;
 }
 
@@ -426,6 +433,7 @@ static bool step(ragd_engine *e) {
         if (cancelled(r, now, &reason)) {
             *pp = r->next;
             e->n_waiting--;
+            queued_add(e, -1);
             finish(e, r, reason, NULL);
         } else {
             pp = &r->next;
@@ -803,7 +811,7 @@ int ragd_engine_submit(ragd_engine *e, const int32_t *prompt, int n_prompt,
     r->t_arrival = ragd_now_ns();
     if (params->timeout_s > 0) r->deadline = r->t_arrival + (uint64_t)(params->timeout_s * 1e9);
     pthread_mutex_lock(&e->mu);
-    if (e->n_inbox + e->n_waiting_shared >= e->o.max_waiting || e->stop) {
+    if (e->n_queued >= e->o.max_waiting || e->stop) {
         pthread_mutex_unlock(&e->mu);
         req_free(r);
         return ragd_err_set(err, RAGD_EBUSY, "the server is at capacity (%d requests waiting)",
@@ -817,7 +825,8 @@ int ragd_engine_submit(ragd_engine *e, const int32_t *prompt, int n_prompt,
         e->inbox_head = r;
     e->inbox_tail = r;
     e->n_inbox++;
-    e->st.waiting++;
+    e->n_queued++;
+    e->st.waiting = e->n_queued;
     pthread_cond_signal(&e->cv);
     pthread_mutex_unlock(&e->mu);
     ragd_metric_set(e->m_waiting, e->st.waiting);
