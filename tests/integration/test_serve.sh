@@ -56,4 +56,22 @@ stop
 start c --max-num-seqs 1 --max-waiting 1
 $CHECK "$URL" busy || fail "bounded queue"
 stop
+
+# --- server D: /v1/embeddings and /v1/search routes (--embed-model, --kb) -----------------
+BERT="$RAGD_SHARED/models/bert-tiny"
+head -20 "$RAGD_SHARED/data/cmrc2018/corpus.jsonl" >"$TMP/c20.jsonl"
+"$RAGD_BIN" ingest --kb "$TMP/kb.db" --index cmrc "$TMP/c20.jsonl" >/dev/null 2>&1 || fail "ingest"
+start d --embed-model "$BERT" --kb "$TMP/kb.db"
+out=$(curl -s "$URL/v1/embeddings" -d '{"input":["你好","黄芪"]}')
+echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin)["data"]; assert len(d)==2 and len(d[0]["embedding"])==64' \
+  || fail "/v1/embeddings: $out"
+code=$(curl -s -o /dev/null -w '%{http_code}' "$URL/v1/embeddings" -d '{"input":[]}')
+[ "$code" = 400 ] || fail "/v1/embeddings empty input -> $code"
+q=$(python3 -c 'import json; print(json.loads(open("'"$TMP/c20.jsonl"'").readline())["title"])')
+out=$(curl -s "$URL/v1/search" -d "{\"indexes\":[\"cmrc\"],\"query\":\"$q\",\"k\":3,\"mode\":\"bm25\"}")
+echo "$out" | python3 -c 'import json,sys; r=json.load(sys.stdin)["data"][0]["results"]; assert len(r)>0' \
+  || fail "/v1/search: $out"
+code=$(curl -s -o /dev/null -w '%{http_code}' "$URL/v1/search" -d '{"indexes":["nope"],"query":"x"}')
+[ "$code" = 404 ] || fail "/v1/search unknown index -> $code"
+stop
 pass
