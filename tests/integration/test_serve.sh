@@ -31,6 +31,14 @@ $CHECK "$URL" batched "$TMP/alone.json" || fail "batched = alone"
 $CHECK "$URL" stream || fail "streaming"
 $CHECK "$URL" disconnect || fail "disconnect"
 $CHECK "$URL" malformed $NMAL || fail "malformed"
+# the README's curl examples, pointed at this server
+sed -n '/<!-- serve-examples -->/,/<!-- \/serve-examples -->/p' "$RAGD_SOURCE_DIR/README.md" | grep '^curl ' >"$TMP/ex.sh"
+[ "$(wc -l <"$TMP/ex.sh")" -ge 6 ] || fail "README serve examples not found"
+while IFS= read -r ex; do
+  ex=${ex//http:\/\/127.0.0.1:8080/$URL}
+  out=$(eval "${ex/curl /curl -sf }") || fail "README example failed: $ex"
+  [ -n "$out" ] || fail "README example printed nothing: $ex"
+done <"$TMP/ex.sh"
 curl -s "$URL/metrics" | grep -q '^ragd_http_requests_total{path="/v1/completions",code="400"}' \
   || fail "/metrics lacks per-status request counts"
 curl -s "$URL/metrics" | grep -q '^ragd_time_to_first_token_seconds_bucket' || fail "TTFT histogram"
