@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/beam.h"
 #include "engine/block_manager.h"
 #include "engine/sampler.h"
 #include "util/clock.h"
@@ -413,6 +414,51 @@ static bool accept_token(ragd_engine *e, req *r, const ragd_sample_out *so, uint
     return false;
 }
 
+/* A beam-search request, run alone on the engine thread (see engine.h). */
+static void run_beam(ragd_engine *e, req *r) {
+    ragd_gen_params gp;
+    ragd_gen_defaults(&gp);
+    gp.sampling = r->p.sampling;
+    gp.sampling.logprobs = 0;
+    gp.max_tokens = r->p.max_tokens;
+    if (gp.max_tokens > e->o.max_model_len - r->n_prompt)
+        gp.max_tokens = e->o.max_model_len - r->n_prompt;
+    gp.min_tokens = r->p.min_tokens;
+    gp.ignore_eos = r->p.ignore_eos;
+    gp.stop_ids = r->stop_ids;
+    gp.n_stop_ids = r->p.n_stop_token_ids;
+    gp.num_beams = r->p.num_beams;
+    gp.length_penalty = r->p.length_penalty;
+    gp.early_stopping = r->p.early_stopping;
+    r->t_sched = ragd_now_ns();
+    ragd_metric_observe(e->m_queue, (double)(r->t_sched - r->t_arrival) * 1e-9);
+    ragd_gen_result res = {0};
+    ragd_err err = {0}, kerr = {0};
+    int rc = ragd_beam_generate(e->be, r->tokens, r->n_prompt, &gp, NULL, NULL, &res, &err);
+    /* the search laid out the KV memory its own way: restore the engine's */
+    if (e->be->ops->kv_init(e->be, e->o.block_size, e->o.n_blocks, &kerr))
+        LOG_ERROR("engine: cannot restore the KV cache after beam search: %s", kerr.msg);
+    ragd_bm_reset_cache(e->bm);
+    if (rc) {
+        finish(e, r, RAGD_FINISH_ERROR, err.msg);
+        ragd_gen_result_free(&res);
+        return;
+    }
+    e->st.prompt_tokens += (uint64_t)r->n_prompt;
+    ragd_metric_add(e->m_prompt, r->n_prompt);
+    uint64_t now = ragd_now_ns();
+    bool done = false;
+    for (int i = 0; i < res.n && !done; i++) {
+        ragd_sample_out so;
+        memset(&so, 0, sizeof so);
+        so.token = res.ids[i];
+        so.logprob = res.logprobs[i];
+        done = accept_token(e, r, &so, now); /* finishes on EOS / stop / max_tokens */
+    }
+    if (!done) finish(e, r, RAGD_FINISH_LENGTH, NULL);
+    ragd_gen_result_free(&res);
+}
+
 /* One scheduler iteration. Returns false when there was nothing to do. */
 static bool step(ragd_engine *e) {
     uint64_t now = ragd_now_ns();
@@ -446,9 +492,17 @@ static bool step(ragd_engine *e) {
         return false;
     }
 
+    /* a beam search waits for the running batch to drain, then runs alone */
+    bool hold = e->wait_head && e->wait_head->p.num_beams > 1;
+    if (hold && !e->n_running) {
+        run_beam(e, waiting_pop(e));
+        publish(e);
+        return true;
+    }
+
     /* 2. running sequences, oldest first */
     int budget = e->o.max_num_batched_tokens, n_sched = 0;
-    bool preempted = false;
+    bool preempted = hold;
     if (grow_sched(e, e->n_running + e->o.max_num_seqs + 1)) return false;
     for (int i = 0; i < e->n_running && budget > 0; i++) {
         req *r = e->running[i];

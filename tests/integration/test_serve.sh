@@ -26,6 +26,19 @@ stop() { kill "${PIDS[-1]}"; wait "${PIDS[-1]}" || fail "server exited with $?";
 start a --max-body-mb 1
 code=$(curl -s -o /dev/null -w '%{http_code}' "$URL/v1/models")
 [ "$code" = 200 ] || fail "/v1/models -> $code"
+# beam search (non-streaming): the same ids as `ragd generate --num-beams`; it runs with its own
+# KV layout, so the golden check right after also proves the engine's cache was restored
+IDS=$(python3 -c 'import json,os; c=json.load(open(os.environ["RAGD_SHARED"]+"/golden/qwen2-tiny_golden.json"))["cases"][53]; print(",".join(str(i % 151936) for i in c["ids"]))')
+"$RAGD_BIN" generate --model "$MODEL" --ids "$IDS" --num-beams 3 --max-tokens 10 --json --threads 1 >"$TMP/beam_ref.json" 2>/dev/null || fail "ragd generate --num-beams"
+curl -s "$URL/v1/completions" -d "{\"model\":\"qwen2-tiny\",\"prompt\":[$IDS],\"max_tokens\":10,\"num_beams\":3,\"logprobs\":0,\"return_tokens_as_token_ids\":true}" >"$TMP/beam.json"
+python3 - "$TMP/beam_ref.json" "$TMP/beam.json" <<'PY' || fail "beam search differs from ragd generate"
+import json, sys
+ref = json.load(open(sys.argv[1]))["ids"]
+got = [int(t.split(":")[1]) for t in json.load(open(sys.argv[2]))["choices"][0]["logprobs"]["tokens"]]
+assert got == ref[:len(got)] and len(got) >= len(ref) - 1, (got, ref)
+PY
+code=$(curl -s -o /dev/null -w '%{http_code}' "$URL/v1/completions" -d '{"prompt":"x","num_beams":2,"stream":true}')
+[ "$code" = 400 ] || fail "streaming beam search -> $code"
 $CHECK "$URL" golden || fail "golden"
 $CHECK "$URL" batched "$TMP/alone.json" || fail "batched = alone"
 $CHECK "$URL" stream || fail "streaming"
