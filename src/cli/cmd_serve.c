@@ -16,9 +16,14 @@
 #include "backend/cuda/cuda_backend.h"
 #endif
 #include "cli/commands.h"
+#include "embed/embed.h"
+#include "embed/embed_api.h"
 #include "engine/engine.h"
 #include "http/openai.h"
 #include "http/server.h"
+#include "kb/kb.h"
+#include "kb/kb_embed.h"
+#include "kb/search_api.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 #include "util/log.h"
@@ -57,8 +62,57 @@ typedef struct serve_cfg {
     float gpu_util;
 } serve_cfg;
 
+/* /v1/embeddings and /v1/search: the embeddings and knowledge-base modules' transport-free
+ * handlers behind our router; loaded with the model (503 until then). */
+typedef struct extras {
+    ragd_serve_app *app;
+    const char *embed_model, *kb_path;
+    ragd_embedder *emb;
+    ragd_kb *kb;
+    ragd_kb_embedder *kemb;
+} extras;
+
+static void reply_buf(ragd_http_req *req, int status, ragd_buf *out) {
+    if (!out->data)
+        ragd_http_reply_error(req, 500, "server_error", NULL, NULL, "out of memory");
+    else
+        ragd_http_reply_json(req, status, out->data);
+    ragd_buf_free(out);
+}
+
+static bool extras_ready(extras *x, ragd_http_req *req) {
+    if (atomic_load(&x->app->state) == 1) return true;
+    ragd_http_reply_header(req, "Retry-After", "5");
+    ragd_http_reply_error(req, 503, "server_error", NULL, "model_loading",
+                          "the models are still loading");
+    return false;
+}
+
+static void h_embeddings(void *ctx, ragd_http_req *req) {
+    extras *x = ctx;
+    if (!extras_ready(x, req)) return;
+    size_t n;
+    const char *body = ragd_http_req_body(req, &n);
+    ragd_buf out = {0};
+    int status = 500;
+    ragd_embed_api_handle(x->emb, body, n, &out, &status);
+    reply_buf(req, status, &out);
+}
+
+static void h_search(void *ctx, ragd_http_req *req) {
+    extras *x = ctx;
+    if (!extras_ready(x, req)) return;
+    size_t n;
+    const char *body = ragd_http_req_body(req, &n);
+    ragd_buf out = {0};
+    int status = 500;
+    ragd_kb_search_api_handle(x->kb, x->kemb, body, n, &out, &status);
+    reply_buf(req, status, &out);
+}
+
 typedef struct loader {
     serve_cfg *cfg;
+    extras *x;
     ragd_serve_app *app;
     ragd_pool *pool;
     ragd_backend *be;
@@ -101,8 +155,28 @@ static void *load_main(void *arg) {
         }
     }
     if (!rc) rc = ragd_engine_create(L->be, &c->eo, &L->engine, &err);
+    if (!rc && L->x->embed_model) {
+        ragd_embedder_opts eo = {0};
+        eo.model_dir = L->x->embed_model;
+        eo.device = c->device;
+        eo.pool = L->pool;
+        rc = ragd_embedder_create(&eo, &L->x->emb, &err);
+        if (rc) ragd_err_prefix(&err, "--embed-model %s", L->x->embed_model);
+    }
+    if (!rc && L->x->kb_path) {
+        ragd_kb_opts ko = {0};
+        ko.path = L->x->kb_path;
+        ko.pool = L->pool;
+        rc = ragd_kb_open(&ko, &L->x->kb, &err);
+        if (!rc && L->x->embed_model) {
+            ragd_err kerr = {0};
+            if (ragd_kb_embedder_open(L->x->embed_model, L->pool, &L->x->kemb, &kerr))
+                LOG_WARN("serve: /v1/search without vectors (BM25 only): %s", kerr.msg);
+        }
+        if (rc) ragd_err_prefix(&err, "--kb %s", L->x->kb_path);
+    }
     if (rc) {
-        LOG_ERROR("serve: cannot load %s: %s", c->model, err.msg);
+        LOG_ERROR("serve: loading failed: %s", err.msg);
         ragd_serve_app_set_failed(L->app, err.msg);
         L->failed = 1;
         kill(getpid(), SIGTERM);
@@ -294,12 +368,14 @@ static int run_serve(int argc, char **argv) {
         return 2;
     }
 #endif
-    if (embed_model || kb) {
-        fprintf(stderr,
-                "ragd serve: %s is not available in this build yet (the embeddings / "
-                "knowledge-base modules are not merged)\n",
-                embed_model ? "--embed-model" : "--kb");
-        return 2;
+    if (embed_model && !ragd_dir_exists(embed_model)) {
+        fprintf(stderr, "ragd serve: embedding model directory '%s' not found\n", embed_model);
+        return 1;
+    }
+    if (kb && !ragd_file_exists(kb)) {
+        fprintf(stderr, "ragd serve: knowledge base '%s' not found (create it with ragd ingest)\n",
+                kb);
+        return 1;
     }
     if (!ragd_dir_exists(cfg.model)) {
         fprintf(stderr, "ragd serve: model directory '%s' not found\n", cfg.model);
@@ -328,8 +404,18 @@ static int run_serve(int argc, char **argv) {
     ragd_err err = {0};
     int exit_code = 0;
     ragd_pool *pool = NULL;
-    if (ragd_http_server_create(&ho, &srv, &err) || ragd_openai_register(srv, &app) ||
-        ragd_http_server_start(srv, &err)) {
+    extras x = {&app, embed_model, kb, NULL, NULL, NULL};
+    bool routes_ok = true;
+    if (!ragd_http_server_create(&ho, &srv, &err)) {
+        routes_ok = ragd_openai_register(srv, &app) == RAGD_OK;
+        if (embed_model)
+            routes_ok &= ragd_http_route(srv, "POST", "/v1/embeddings", h_embeddings, &x,
+                                         RAGD_HTTP_AUTH) == RAGD_OK;
+        if (kb)
+            routes_ok &=
+                ragd_http_route(srv, "POST", "/v1/search", h_search, &x, RAGD_HTTP_AUTH) == RAGD_OK;
+    }
+    if (!srv || !routes_ok || ragd_http_server_start(srv, &err)) {
         fprintf(stderr, "ragd serve: %s\n", err.msg[0] ? err.msg : "cannot start the server");
         ragd_http_server_destroy(srv);
         ragd_metrics_destroy(metrics);
@@ -343,7 +429,7 @@ static int run_serve(int argc, char **argv) {
         ragd_write_file(port_file, buf, (size_t)n, NULL);
     }
     pool = ragd_pool_create(cfg.threads);
-    loader L = {&cfg, &app, pool, NULL, NULL, NULL, NULL, 0};
+    loader L = {&cfg, &x, &app, pool, NULL, NULL, NULL, NULL, 0};
     pthread_t lt;
     if (pthread_create(&lt, NULL, load_main, &L)) {
         fprintf(stderr, "ragd serve: cannot start the loader thread\n");
@@ -361,6 +447,9 @@ static int run_serve(int argc, char **argv) {
     ragd_http_server_destroy(srv);
     if (L.be) L.be->ops->destroy(L.be);
     ragd_chat_template_destroy(L.tmpl);
+    ragd_kb_embedder_close(x.kemb);
+    ragd_kb_close(x.kb);
+    ragd_embedder_destroy(x.emb);
     ragd_tokenizer_destroy(L.tok);
     ragd_pool_destroy(pool);
     ragd_metrics_destroy(metrics);
