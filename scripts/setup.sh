@@ -8,8 +8,9 @@ PKGS=(
   libmicrohttpd-dev libcurl4-openssl-dev libcjson-dev libsqlite3-dev libpcre2-dev
   libutf8proc-dev libopenblas-dev libcmocka-dev libyaml-dev
 )
-# Extra packages for the browser test of the chat page (installed by `setup.sh --e2e`).
-E2E_PKGS=(chromium nodejs npm)
+# Extra packages for the browser test of the chat page (installed by `setup.sh --e2e`; a
+# CJK font so screenshots show the Chinese text).
+E2E_PKGS=(chromium nodejs npm fonts-wqy-microhei)
 
 want=("${PKGS[@]}")
 [ "${1:-}" = "--e2e" ] && want+=("${E2E_PKGS[@]}")
