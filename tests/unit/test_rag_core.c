@@ -6,6 +6,7 @@
 #include "rag/keywords.h"
 #include "rag/prompt.h"
 #include "rag/rerank.h"
+#include "rag/response.h"
 #include "testutil.h"
 
 /* --- keywords ------------------------------------------------------------------------- */
@@ -211,11 +212,42 @@ static void test_prompt_golden(void **state) {
     ragd_buf_free(&p);
 }
 
+/* --- response JSON -------------------------------------------------------------------- */
+
+static void test_response_json(void **state) {
+    (void)state;
+    ragd_rag_source src[2] = {
+        {"cmrc", "a.jsonl#1", "标题", 5, 0.25, "一二三四五六"},
+        {"cmrc", "b \"q\"", NULL, 6, 0.125, "abc"},
+    };
+    ragd_buf b = {0};
+    assert_int_equal(ragd_rag_sources_json(&b, src, 2, 4), 0);
+    assert_string_equal(b.data,
+                        "[{\"index\":\"cmrc\",\"document\":\"a.jsonl#1\",\"title\":\"标题\","
+                        "\"chunk_id\":5,\"score\":0.25,\"text\":\"一二三四…\"},"
+                        "{\"index\":\"cmrc\",\"document\":\"b \\\"q\\\"\",\"title\":\"\","
+                        "\"chunk_id\":6,\"score\":0.125,\"text\":\"abc\"}]");
+    ragd_buf_free(&b);
+    ragd_rag_timings t = {1, 2, 3, 4, 50, 1000, 100, 11};
+    assert_true(ragd_rag_tokens_per_s(&t) > 9.999 && ragd_rag_tokens_per_s(&t) < 10.001);
+    assert_int_equal(ragd_rag_timings_json(&b, &t), 0);
+    cJSON *j = cJSON_Parse(b.data);
+    assert_non_null(j);
+    assert_true(cJSON_GetObjectItem(j, "ttft_ms")->valuedouble == 50);
+    assert_true(cJSON_GetObjectItem(j, "tokens_per_s")->valuedouble == 10);
+    assert_int_equal(cJSON_GetObjectItem(j, "completion_tokens")->valueint, 11);
+    cJSON_Delete(j);
+    ragd_buf_free(&b);
+    t.completion_tokens = 1;
+    assert_true(ragd_rag_tokens_per_s(&t) == 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_keywords_tfidf),
         cmocka_unit_test(test_merge_rerank),
         cmocka_unit_test(test_prompt_golden),
+        cmocka_unit_test(test_response_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
