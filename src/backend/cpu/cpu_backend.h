@@ -9,6 +9,7 @@
 #include "engine/backend.h"
 #include "util/threadpool.h"
 
-int ragd_cpu_backend_create(const char *model_dir, ragd_pool *pool, ragd_backend **out, ragd_err *err);
+int ragd_cpu_backend_create(const char *model_dir, ragd_pool *pool, ragd_backend **out,
+                            ragd_err *err);
 
 #endif
