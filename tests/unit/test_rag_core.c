@@ -7,6 +7,7 @@
 #include "rag/prompt.h"
 #include "rag/rerank.h"
 #include "rag/response.h"
+#include "tokenizer/tokenizer.h"
 #include "testutil.h"
 
 /* --- keywords ------------------------------------------------------------------------- */
@@ -212,6 +213,67 @@ static void test_prompt_golden(void **state) {
     ragd_buf_free(&p);
 }
 
+/* The same assembly through the real Qwen2.5 tokenizer and chat template. */
+static int real_render(void *ctx, const ragd_chat_msg *m, size_t n, ragd_buf *out, ragd_err *err) {
+    return ragd_chat_render(ctx, m, n, true, out, err);
+}
+
+static int real_count(void *ctx, const char *t, size_t n, size_t *n_tokens, ragd_err *err) {
+    int32_t *ids = NULL;
+    int rc = ragd_tokenizer_encode(ctx, t, n, &ids, n_tokens, err);
+    free(ids);
+    return rc;
+}
+
+static void test_prompt_qwen_template(void **state) {
+    (void)state;
+    char *dir = tu_shared("models/qwen2-tiny");
+    TU_REQUIRE_SHARED(dir);
+    ragd_tokenizer *tok;
+    ragd_chat_template *tmpl;
+    ragd_err err = {0};
+    assert_int_equal(ragd_tokenizer_load(dir, &tok, &err), RAGD_OK);
+    assert_int_equal(ragd_chat_template_create(ragd_tokenizer_chat_template(tok), &tmpl, &err), 0);
+    ragd_rag_source src[2] = {
+        {"cmrc", "corpus.jsonl#CTX_0", "战国无双3", 1, 0.5,
+         "《战国无双3》是由光荣和ω-force开发的。"},
+        {"cmrc", "corpus.jsonl#CTX_1", "", 2, 0.25, "锣鼓经是戏曲的打击乐。"},
+    };
+    ragd_chat_msg msgs[] = {{"user", "《战国无双3》是由哪两个公司合作开发的？"}};
+    ragd_prompt_opts o = {.max_prompt_tokens = 4096,
+                          .render = real_render,
+                          .render_ctx = tmpl,
+                          .count_tokens = real_count,
+                          .count_ctx = tok};
+    ragd_buf p = {0};
+    size_t nt = 0;
+    bool used[2];
+    assert_int_equal(ragd_prompt_build(&o, msgs, 1, src, 2, &p, &nt, used, &err), RAGD_OK);
+    const char *golden = "<|im_start|>system\n" RAGD_RAG_DEFAULT_SYSTEM "<|im_end|>\n"
+                         "<|im_start|>user\n"
+                         "参考资料：\n\n"
+                         "[1] 《战国无双3》\n《战国无双3》是由光荣和ω-force开发的。\n\n"
+                         "[2] 锣鼓经是戏曲的打击乐。\n\n"
+                         "问题：《战国无双3》是由哪两个公司合作开发的？<|im_end|>\n"
+                         "<|im_start|>assistant\n";
+    assert_string_equal(p.data, golden);
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    assert_int_equal(ragd_tokenizer_encode(tok, golden, strlen(golden), &ids, &n_ids, &err), 0);
+    assert_int_equal(nt, n_ids);
+    /* a budget one token short of the full prompt drops the source that no longer fits */
+    o.max_prompt_tokens = n_ids - 1;
+    assert_int_equal(ragd_prompt_build(&o, msgs, 1, src, 2, &p, &nt, used, &err), RAGD_OK);
+    assert_true(used[0] && !used[1]);
+    assert_true(nt <= n_ids - 1);
+    assert_null(strstr(p.data, "锣鼓经"));
+    free(ids);
+    ragd_buf_free(&p);
+    ragd_chat_template_destroy(tmpl);
+    ragd_tokenizer_destroy(tok);
+    free(dir);
+}
+
 /* --- response JSON -------------------------------------------------------------------- */
 
 static void test_response_json(void **state) {
@@ -244,9 +306,8 @@ static void test_response_json(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_keywords_tfidf),
-        cmocka_unit_test(test_merge_rerank),
-        cmocka_unit_test(test_prompt_golden),
+        cmocka_unit_test(test_keywords_tfidf), cmocka_unit_test(test_merge_rerank),
+        cmocka_unit_test(test_prompt_golden),  cmocka_unit_test(test_prompt_qwen_template),
         cmocka_unit_test(test_response_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
