@@ -68,6 +68,8 @@ function renderSources(turn, sources) {
     const text = document.createElement("div");
     text.className = "text";
     text.textContent = s.text;
+    text.title = "tap to show all / less";
+    text.addEventListener("click", () => li.classList.toggle("open"));
     li.append(meta, text);
     ol.append(li);
   }
