@@ -14,9 +14,24 @@ $("settings-toggle").addEventListener("click", () => {
   $("settings-toggle").setAttribute("aria-expanded", String(!s.hidden));
 });
 
+// Bearer key for servers started with --api-key (kept in this browser only).
+const keyInput = $("apikey");
+keyInput.value = localStorage.getItem("ragd-api-key") || "";
+keyInput.addEventListener("change", () => {
+  localStorage.setItem("ragd-api-key", keyInput.value);
+  loadStatus();
+  loadIndexes();
+});
+function headers(extra) {
+  const h = Object.assign({}, extra || {});
+  if (keyInput.value) h.Authorization = "Bearer " + keyInput.value;
+  return h;
+}
+
 async function loadStatus() {
   try {
-    const r = await fetch("/v1/models");
+    const r = await fetch("/v1/models", { headers: headers() });
+    if (r.status === 401) { statusEl.textContent = "API key needed (Settings)"; return; }
     const j = await r.json();
     const names = (j.data || []).map((m) => m.id).join(", ");
     statusEl.textContent = names ? "model: " + names : "no model";
@@ -28,7 +43,7 @@ async function loadStatus() {
 async function loadIndexes() {
   const box = $("indexes");
   try {
-    const r = await fetch("/v1/indexes");
+    const r = await fetch("/v1/indexes", { headers: headers() });
     const j = await r.json();
     if (!r.ok) throw new Error((j.error && j.error.message) || r.statusText);
     box.textContent = "";
@@ -135,7 +150,7 @@ async function ask(q) {
   let timings = null, usage = null, firstTok = null, nChunks = 0;
   try {
     const r = await fetch("/v1/rag/chat", {
-      method: "POST", headers: { "Content-Type": "application/json" },
+      method: "POST", headers: headers({ "Content-Type": "application/json" }),
       body: JSON.stringify(body), signal: controller.signal,
     });
     if (!r.ok) {
