@@ -66,8 +66,32 @@ int ragd_prompt_build(const ragd_prompt_opts *o, const ragd_chat_msg *msgs, size
                           tokens, o->max_prompt_tokens);
         goto done;
     }
-    /* Add sources in rank order, each checked against the exact rendered length. Rendering
-     * is cheap next to generation (a few kB of text per try, top-k tries at most). */
+    /* Fast path: the tokens of a source's block are (almost always) additive, because the
+     * blocks are separated by newlines where the pre-tokenizer splits anyway. Choose by the
+     * block counts, then check the exact rendered length once. */
+    size_t base = tokens, est = base, n_est = 0;
+    for (size_t i = 0; i < n_sources; i++) {
+        ragd_buf blk = {0};
+        size_t t = 0;
+        if (source_block(&blk, n_est + 1, &sources[i])) rc = RAGD_ENOMEM;
+        if (!rc) rc = o->count_tokens(o->count_ctx, blk.data, blk.len, &t, err);
+        ragd_buf_free(&blk);
+        if (rc) {
+            if (rc == RAGD_ENOMEM) ragd_err_set(err, rc, "out of memory");
+            goto done;
+        }
+        if (est + t <= o->max_prompt_tokens) {
+            used[i] = true;
+            sel[n_est++] = &sources[i];
+            est += t;
+        }
+    }
+    if ((rc = render(o, msgs, n_msgs, sel, n_est, work, prompt, &tokens, err))) goto done;
+    if (tokens <= o->max_prompt_tokens) goto done;
+    /* Slow path (the estimate was short): add sources in rank order, each checked against the
+     * exact rendered length. */
+    for (size_t i = 0; i < n_sources; i++) used[i] = false;
+    tokens = base;
     for (size_t i = 0; i < n_sources; i++) {
         sel[n_sel] = &sources[i];
         size_t t = 0;

@@ -145,6 +145,13 @@ static int count_cp(void *ctx, const char *t, size_t n, size_t *n_tokens, ragd_e
     return 0;
 }
 
+/* a counter whose block counts underestimate the whole: forces the exact slow path */
+static int count_cp_short(void *ctx, const char *t, size_t n, size_t *n_tokens, ragd_err *err) {
+    count_cp(ctx, t, n, n_tokens, err);
+    *n_tokens = *n_tokens > 40 ? *n_tokens - 40 : 0;
+    return 0;
+}
+
 static void test_prompt_golden(void **state) {
     (void)state;
     ragd_rag_source src[3] = {
@@ -200,6 +207,16 @@ static void test_prompt_golden(void **state) {
     assert_int_equal(nt, budget);
     assert_string_equal(p.data, p13.data);
     assert_non_null(strstr(p.data, "[2] 《x》\nthird"));
+
+    /* the same choice when the block estimates are short (exact fallback) */
+    o.count_tokens = count_cp_short;
+    count_cp_short(NULL, p13.data, p13.len, &budget, NULL);
+    o.max_prompt_tokens = budget;
+    assert_int_equal(ragd_prompt_build(&o, msgs, 4, src, 3, &p, &nt, used, &err), 0);
+    assert_true(used[0] && !used[1] && used[2]);
+    assert_int_equal(nt, budget);
+    assert_string_equal(p.data, p13.data);
+    o.count_tokens = count_cp;
 
     /* a budget smaller than the bare conversation is a clear error */
     o.max_prompt_tokens = 10;
