@@ -12,7 +12,7 @@ JOBS ?= $(shell nproc)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
-FUZZ_SECONDS ?= 25
+FUZZ_SECONDS ?= 20
 CMAKE_FLAGS ?=
 ifeq ($(RAGD_CUDA),OFF)
 CMAKE_FLAGS += -DRAGD_CUDA=OFF

@@ -53,11 +53,16 @@ int main(int argc, char **argv) {
     const char *model = "/tmp/q05b", *threads = "1,2";
     int n_prompt = 512, n_decode = 64, reps = 2;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--model") && i + 1 < argc) model = argv[++i];
-        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = argv[++i];
-        else if (!strcmp(argv[i], "--prompt") && i + 1 < argc) n_prompt = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--decode") && i + 1 < argc) n_decode = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
+        if (!strcmp(argv[i], "--model") && i + 1 < argc)
+            model = argv[++i];
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            threads = argv[++i];
+        else if (!strcmp(argv[i], "--prompt") && i + 1 < argc)
+            n_prompt = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--decode") && i + 1 < argc)
+            n_decode = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
+            reps = atoi(argv[++i]);
         else {
             fprintf(stderr, "usage: bench_llm [--model DIR] [--threads 1,2] [--prompt N] "
                             "[--decode N] [--reps N]\n");
@@ -107,15 +112,22 @@ int main(int argc, char **argv) {
         /* decode */
         double best_dec = 0;
         for (int r = 0; r < reps; r++) {
-            ragd_batch_seq q = {.tokens = toks, .n_new = 16, .block_table = bt, .n_blocks = nb,
+            ragd_batch_seq q = {.tokens = toks,
+                                .n_new = 16,
+                                .block_table = bt,
+                                .n_blocks = nb,
                                 .want_logits = true};
             ragd_batch b = {1, &q};
             if (be->ops->forward(be, &b, logits, &e)) goto fail;
             int32_t t = argmax(logits, V);
             double t0 = ragd_now_s();
             for (int i = 0; i < n_decode; i++) {
-                ragd_batch_seq d = {.tokens = &t, .n_new = 1, .n_past = 16 + i, .block_table = bt,
-                                    .n_blocks = nb, .want_logits = true};
+                ragd_batch_seq d = {.tokens = &t,
+                                    .n_new = 1,
+                                    .n_past = 16 + i,
+                                    .block_table = bt,
+                                    .n_blocks = nb,
+                                    .want_logits = true};
                 ragd_batch db = {1, &d};
                 if (be->ops->forward(be, &db, logits, &e)) goto fail;
                 t = argmax(logits, V);
@@ -128,8 +140,11 @@ int main(int argc, char **argv) {
         for (int mode = 0; mode < 2; mode++) {
             if (mode == 1 && !ragd_cpu_backend_set_bf16_prefill(be, true)) break;
             for (int r = 0; r < reps; r++) {
-                ragd_batch_seq q = {.tokens = toks, .n_new = n_prompt, .block_table = bt,
-                                    .n_blocks = nb, .want_logits = true};
+                ragd_batch_seq q = {.tokens = toks,
+                                    .n_new = n_prompt,
+                                    .block_table = bt,
+                                    .n_blocks = nb,
+                                    .want_logits = true};
                 ragd_batch b = {1, &q};
                 double t0 = ragd_now_s();
                 if (be->ops->forward(be, &b, logits, &e)) goto fail;

@@ -7,10 +7,13 @@ PKGS=(
   build-essential cmake pkg-config clang clang-format curl ca-certificates python3 python3-numpy
   libmicrohttpd-dev libcurl4-openssl-dev libcjson-dev libsqlite3-dev libpcre2-dev
   libutf8proc-dev libopenblas-dev libcmocka-dev libyaml-dev
+  nodejs npm # the official openai npm client is tested against ragd serve
+  chromium fonts-wqy-microhei # the chat page's browser test (tests/e2e)
 )
-# Extra packages for the browser test of the chat page (installed by `setup.sh --e2e`; a
-# CJK font so screenshots show the Chinese text).
-E2E_PKGS=(chromium nodejs npm fonts-wqy-microhei)
+# The chat page's browser test (headless chromium driven by playwright-core from npm) runs in
+# `make test`, so chromium and a CJK font (readable screenshots) are regular packages; --e2e
+# is kept for callers that used it.
+E2E_PKGS=(chromium fonts-wqy-microhei)
 
 want=("${PKGS[@]}")
 [ "${1:-}" = "--e2e" ] && want+=("${E2E_PKGS[@]}")

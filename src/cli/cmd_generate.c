@@ -11,6 +11,8 @@
 #include "cli/commands.h"
 #include "engine/generate.h"
 #include "engine/sampler.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
 #include "util/str.h"
 #include "util/threadpool.h"
 
@@ -88,17 +90,59 @@ static int num_arg(const char *name, const char *v, double lo, double hi, double
 typedef struct stream_ctx {
     bool json;
     int n;
+    ragd_detok *detok; /* NULL: no tokenizer, print ids */
+    ragd_buf piece;
 } stream_ctx;
 
 static int on_token(void *ud, int32_t tok, float lp) {
     (void)lp;
     stream_ctx *c = ud;
     if (!c->json) {
-        printf("%s%d", c->n ? " " : "", tok);
+        if (c->detok) {
+            c->piece.len = 0;
+            ragd_err e = {0};
+            if (ragd_detok_push(c->detok, tok, &c->piece, &e) == 0 && c->piece.len)
+                fwrite(c->piece.data, 1, c->piece.len, stdout);
+        } else {
+            printf("%s%d", c->n ? " " : "", tok);
+        }
         fflush(stdout);
     }
     c->n++;
     return 0;
+}
+
+/* Prompt ids from --prompt (raw text) or --chat (one user message through the model's chat
+ * template, generation prompt added). */
+static int encode_prompt(const ragd_tokenizer *tok, const char *prompt, const char *chat,
+                         int32_t **ids, int *n, ragd_err *err) {
+    ragd_buf text = {0};
+    int rc = 0;
+    if (chat) {
+        const char *tmpl = ragd_tokenizer_chat_template(tok);
+        if (!tmpl) return ragd_err_set(err, RAGD_ENOTFOUND, "the model has no chat_template");
+        ragd_chat_template *t = NULL;
+        if ((rc = ragd_chat_template_create(tmpl, &t, err))) return rc;
+        ragd_chat_msg msg = {"user", chat};
+        rc = ragd_chat_render(t, &msg, 1, true, &text, err);
+        ragd_chat_template_destroy(t);
+        if (rc) {
+            ragd_buf_free(&text);
+            return rc;
+        }
+    } else {
+        ragd_buf_puts(&text, prompt);
+    }
+    size_t nn = 0;
+    rc = ragd_tokenizer_encode(tok, text.data ? text.data : "", text.len, ids, &nn, err);
+    ragd_buf_free(&text);
+    if (!rc && nn == 0) {
+        free(*ids);
+        *ids = NULL;
+        return ragd_err_set(err, RAGD_EINVAL, "the prompt encodes to no tokens");
+    }
+    *n = (int)nn;
+    return rc;
 }
 
 static int run_generate(int argc, char **argv) {
@@ -265,23 +309,36 @@ static int run_generate(int argc, char **argv) {
         fputs(USAGE, stderr);
         return 2;
     }
-    if (prompt || chat) {
-        fprintf(stderr, "ragd generate: --prompt/--chat need the tokenizer, not built yet; use "
-                        "--ids\n");
-        return 2;
-    }
     int32_t *ids = NULL;
     int n_ids = 0;
-    if (parse_ids(ids_arg, &ids, &n_ids)) {
+    if (ids_arg && parse_ids(ids_arg, &ids, &n_ids)) {
         fprintf(stderr, "ragd generate: --ids must be comma-separated non-negative integers\n");
         return 2;
     }
     ragd_err err = {0};
+    /* the tokenizer is optional with --ids (models without tokenizer.json print ids) */
+    ragd_tokenizer *tok = NULL;
+    char tpath[4096];
+    snprintf(tpath, sizeof tpath, "%s/tokenizer.json", model);
+    if (prompt || chat || ragd_file_exists(tpath)) {
+        if (ragd_tokenizer_load(model, &tok, &err)) {
+            fprintf(stderr, "ragd generate: %s\n", err.msg);
+            free(ids);
+            return 1;
+        }
+    }
+    if ((prompt || chat) && encode_prompt(tok, prompt, chat, &ids, &n_ids, &err)) {
+        fprintf(stderr, "ragd generate: %s\n", err.msg);
+        ragd_tokenizer_destroy(tok);
+        return err.code == RAGD_EINVAL ? 2 : 1;
+    }
     if (ragd_sampling_validate(&gp.sampling, &err)) {
         fprintf(stderr, "ragd generate: %s\n", err.msg);
         free(ids);
         return 2;
     }
+    ragd_detok dt;
+    stream_ctx sc = {.json = json};
     ragd_pool *pool = ragd_pool_create(threads);
     ragd_backend *be = NULL;
     int rc = 1;
@@ -291,7 +348,10 @@ static int run_generate(int argc, char **argv) {
     }
     if (bf16 && !ragd_cpu_backend_set_bf16_prefill(be, true))
         fprintf(stderr, "ragd generate: --bf16-prefill unavailable (no avx512_bf16); exact path\n");
-    stream_ctx sc = {.json = json};
+    if (tok) {
+        ragd_detok_init(&dt, tok, true);
+        sc.detok = &dt;
+    }
     ragd_gen_result res;
     if (ragd_generate(be, ids, n_ids, &gp, on_token, &sc, &res, &err)) {
         if (!json && sc.n) printf("\n");
@@ -304,13 +364,29 @@ static int run_generate(int argc, char **argv) {
         for (int i = 0; i < n_ids; i++) ragd_buf_printf(&b, "%s%d", i ? "," : "", ids[i]);
         ragd_buf_puts(&b, "],\"ids\":[");
         for (int i = 0; i < res.n; i++) ragd_buf_printf(&b, "%s%d", i ? "," : "", res.ids[i]);
-        ragd_buf_puts(&b, "],\"text\":\"\",\"logprobs\":[");
+        ragd_buf_puts(&b, "],\"text\":");
+        ragd_buf text = {0};
+        if (tok && ragd_tokenizer_decode(tok, res.ids, (size_t)res.n, true, &text, &err)) {
+            fprintf(stderr, "ragd generate: %s\n", err.msg);
+            ragd_buf_free(&text);
+            ragd_buf_free(&b);
+            ragd_gen_result_free(&res);
+            goto out;
+        }
+        ragd_buf_json_str(&b, text.data ? text.data : "", text.len);
+        ragd_buf_free(&text);
+        ragd_buf_puts(&b, ",\"logprobs\":[");
         for (int i = 0; i < res.n; i++)
             ragd_buf_printf(&b, "%s%.9g", i ? "," : "", (double)res.logprobs[i]);
         ragd_buf_printf(&b, "],\"finish_reason\":\"%s\"}\n", res.finish_reason);
         fputs(b.data, stdout);
         ragd_buf_free(&b);
     } else {
+        if (sc.detok) {
+            sc.piece.len = 0;
+            ragd_detok_flush(sc.detok, &sc.piece);
+            if (sc.piece.len) fwrite(sc.piece.data, 1, sc.piece.len, stdout);
+        }
         printf("\n");
     }
     fprintf(stderr,
@@ -320,6 +396,9 @@ static int run_generate(int argc, char **argv) {
     ragd_gen_result_free(&res);
     rc = 0;
 out:
+    if (sc.detok) ragd_detok_free(sc.detok);
+    ragd_buf_free(&sc.piece);
+    ragd_tokenizer_destroy(tok);
     if (be) be->ops->destroy(be);
     ragd_pool_destroy(pool);
     free(ids);

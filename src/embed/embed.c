@@ -185,11 +185,7 @@ int ragd_embedder_create(const ragd_embedder_opts *opts, ragd_embedder **out, ra
     if (!opts || !opts->model_dir)
         return ragd_err_set(err, RAGD_EINVAL, "embedder: no model directory given");
     const char *dev = opts->device ? opts->device : "cpu";
-    if (strcmp(dev, "cuda") == 0)
-        return ragd_err_set(err, RAGD_EUNSUPPORTED,
-                            "embedder: device cuda is not available: the GPU BERT path is not "
-                            "built yet (use --device cpu)");
-    if (strcmp(dev, "cpu") != 0)
+    if (strcmp(dev, "cpu") != 0 && strcmp(dev, "cuda") != 0)
         return ragd_err_set(err, RAGD_EINVAL, "embedder: unknown device '%s' (cpu or cuda)", dev);
     if (opts->max_batch_tokens < 0)
         return ragd_err_set(err, RAGD_EINVAL, "embedder: max_batch_tokens must be >= 0");
@@ -201,7 +197,11 @@ int ragd_embedder_create(const ragd_embedder_opts *opts, ragd_embedder **out, ra
     e->pool = opts->pool;
     int rc = ragd_bert_load(opts->model_dir, &e->model, err);
     if (!rc) rc = ragd_wordpiece_load(opts->model_dir, &e->tok, err);
-    if (!rc && opts->precision && strcmp(opts->precision, "f32") != 0) {
+    if (!rc && strcmp(dev, "cuda") == 0) {
+        rc = ragd_bert_set_device(e->model, "cuda", err);
+        if (rc) ragd_err_prefix(err, "embedder");
+    }
+    if (!rc && opts->precision && strcmp(opts->precision, "f32") != 0 && strcmp(dev, "cpu") == 0) {
         if (strcmp(opts->precision, "bf16") == 0)
             rc = ragd_bert_set_precision(e->model, RAGD_BERT_BF16, err);
         else
@@ -245,7 +245,9 @@ int ragd_embedder_create(const ragd_embedder_opts *opts, ragd_embedder **out, ra
              e->dim, c->layers,
              ragd_bert_model_pooling(e->model) == RAGD_BERT_POOL_CLS ? "CLS" : "mean",
              ragd_bert_model_normalize(e->model) ? " + L2" : "",
-             ragd_bert_get_precision(e->model) == RAGD_BERT_BF16 ? "bf16 AMX GEMMs" : "f32",
+             ragd_bert_on_gpu(e->model)                            ? "cuda (bf16 GEMMs)"
+             : ragd_bert_get_precision(e->model) == RAGD_BERT_BF16 ? "bf16 AMX GEMMs"
+                                                                   : "f32",
              e->max_batch_tokens);
     *out = e;
     return RAGD_OK;

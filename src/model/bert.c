@@ -12,6 +12,9 @@
 
 #include "backend/cpu/amx_gemm.h"
 #include "backend/cpu/bert_ops.h"
+#if defined(RAGD_HAVE_CUDA) && defined(RAGD_BERT_CUDA)
+#include "backend/cuda/bert_cuda.h"
+#endif
 #include "model/dtype.h"
 #include "model/safetensors.h"
 #include "util/clock.h"
@@ -34,6 +37,7 @@ struct ragd_bert {
     ragd_bert_pooling pooling;
     bool normalize;
     ragd_bert_precision precision;
+    void *gpu; /* ragd_bert_cuda when the device is cuda */
     pthread_mutex_t mu;
     /* scratch, grown on demand (under mu) */
     float *buf;
@@ -295,6 +299,9 @@ void ragd_bert_destroy(ragd_bert *m) {
         }
     free(m->layers);
     free(m->buf);
+#if defined(RAGD_HAVE_CUDA) && defined(RAGD_BERT_CUDA)
+    ragd_bert_cuda_destroy(m->gpu);
+#endif
     ragd_st_close(m->st);
     pthread_mutex_destroy(&m->mu);
     free(m);
@@ -347,6 +354,60 @@ int ragd_bert_set_precision(ragd_bert *m, ragd_bert_precision p, ragd_err *err) 
 
 ragd_bert_precision ragd_bert_get_precision(const ragd_bert *m) {
     return m->precision;
+}
+
+int ragd_bert_set_device(ragd_bert *m, const char *device, ragd_err *err) {
+    if (!device || strcmp(device, "cpu") == 0) {
+        pthread_mutex_lock(&m->mu);
+#if defined(RAGD_HAVE_CUDA) && defined(RAGD_BERT_CUDA)
+        ragd_bert_cuda_destroy(m->gpu);
+#endif
+        m->gpu = NULL;
+        pthread_mutex_unlock(&m->mu);
+        return RAGD_OK;
+    }
+    if (strcmp(device, "cuda") != 0)
+        return ragd_err_set(err, RAGD_EINVAL, "unknown device '%s' (cpu or cuda)", device);
+#if !(defined(RAGD_HAVE_CUDA) && defined(RAGD_BERT_CUDA))
+    return ragd_err_set(err, RAGD_EUNSUPPORTED,
+                        "device cuda is not available: this build has no CUDA support (nvcc was "
+                        "not found when it was configured)");
+#else
+    const ragd_bert_config *c = &m->cfg;
+    ragd_bert_cuda_layer *ls = calloc((size_t)c->layers, sizeof *ls);
+    if (!ls) return ragd_err_set(err, RAGD_ENOMEM, "out of memory");
+    for (int l = 0; l < c->layers; l++) {
+        const bert_layer *L = &m->layers[l];
+        ls[l] = (ragd_bert_cuda_layer){L->wqkv, L->bqkv, L->wo, L->bo, L->ln1_g, L->ln1_b,
+                                       L->w1,   L->b1,   L->w2, L->b2, L->ln2_g, L->ln2_b};
+    }
+    ragd_bert_cuda_weights w = {.hidden = c->hidden,
+                                .layers = c->layers,
+                                .heads = c->heads,
+                                .ffn = c->ffn,
+                                .vocab = c->vocab,
+                                .max_pos = c->max_pos,
+                                .ln_eps = c->ln_eps,
+                                .word = m->word,
+                                .pos = m->pos,
+                                .type = m->type,
+                                .emb_g = m->emb_g,
+                                .emb_b = m->emb_b,
+                                .layer = ls};
+    ragd_bert_cuda *g = NULL;
+    int rc = ragd_bert_cuda_create(&w, &g, err);
+    free(ls);
+    if (rc) return rc;
+    pthread_mutex_lock(&m->mu);
+    ragd_bert_cuda_destroy(m->gpu);
+    m->gpu = g;
+    pthread_mutex_unlock(&m->mu);
+    return RAGD_OK;
+#endif
+}
+
+bool ragd_bert_on_gpu(const ragd_bert *m) {
+    return m->gpu != NULL;
 }
 
 void ragd_bert_get_stats(ragd_bert *m, ragd_bert_stats *st) {
@@ -610,6 +671,18 @@ int ragd_bert_forward(ragd_bert *m, ragd_pool *pool, const int32_t *ids, const i
 
     pthread_mutex_lock(&m->mu);
     uint64_t t0 = ragd_now_ns();
+#if defined(RAGD_HAVE_CUDA) && defined(RAGD_BERT_CUDA)
+    if (m->gpu) {
+        int rc = ragd_bert_cuda_forward(m->gpu, ids, lens, n_seq, (int)T,
+                                        pooling == RAGD_BERT_POOL_MEAN, norm, out, err);
+        m->stats.forward_ns += ragd_now_ns() - t0;
+        m->stats.tokens += T;
+        m->stats.sequences += (uint64_t)n_seq;
+        m->stats.calls++;
+        pthread_mutex_unlock(&m->mu);
+        return rc;
+    }
+#endif
     /* one scratch block: x, qkv, ctx, tmp, ffn, xc, qc, ctxc, att, offs, tpos */
     size_t nf = T * H * 4 + T * 3 * H + T * F + 3 * (size_t)n_seq * H +
                 (size_t)n_threads * (size_t)max_len * (D + 1) +

@@ -60,6 +60,11 @@ bool ragd_bert_model_normalize(const ragd_bert *m);
 int ragd_bert_set_precision(ragd_bert *m, ragd_bert_precision p, ragd_err *err);
 ragd_bert_precision ragd_bert_get_precision(const ragd_bert *m);
 
+/* Run the forward on "cpu" (default) or "cuda" (weights uploaded as bf16; EUNSUPPORTED when
+ * the build has no CUDA, EDEVICE when no GPU is usable). Call before serving. */
+int ragd_bert_set_device(ragd_bert *m, const char *device, ragd_err *err);
+bool ragd_bert_on_gpu(const ragd_bert *m);
+
 /* Embed n_seq packed sequences: ids holds them back to back, lens[i] tokens each
  * (1..max_pos, ids in [0, vocab)). out receives n_seq x hidden floats, pooled by `pooling`
  * and L2-normalised when normalize > 0 (normalize < 0: as the model asks). */

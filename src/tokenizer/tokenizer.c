@@ -16,6 +16,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <cjson/cJSON.h>
 #include <pcre2.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,8 @@ static size_t pow2_at_least(size_t n) {
 
 enum { SPLIT_ISOLATED, SPLIT_REMOVED };
 
+static void nfc_init(void);
+
 typedef struct added_token {
     char *content;
     size_t len;
@@ -58,11 +61,15 @@ typedef struct added_token {
     bool special, lstrip, rstrip, single_word, normalized;
 } added_token;
 
-typedef struct merge_slot {
-    uint64_t key; /* (left << 32) | right, UINT64_MAX = empty */
-    uint32_t rank;
-    int32_t id;
-} merge_slot;
+/* Merge table slot, 8 bytes so the whole table stays small (cache): left id (20 bits),
+ * right id (20 bits), rank (24 bits); MERGE_EMPTY marks a free slot. The merged id is
+ * merge_id[rank]. */
+#define MERGE_ID_BITS   20
+#define MERGE_MAX_ID    ((1 << MERGE_ID_BITS) - 2)
+#define MERGE_MAX_RANK  ((1u << 24) - 1)
+#define MERGE_PAIR_MASK ((1ull << (2 * MERGE_ID_BITS)) - 1)
+#define MERGE_EMPTY     UINT64_MAX
+typedef uint64_t merge_slot;
 
 struct ragd_tokenizer {
     int32_t n_ids;     /* max id + 1 */
@@ -77,9 +84,12 @@ struct ragd_tokenizer {
     size_t vmap_cap;
     /* merges */
     merge_slot *merges;
+    int32_t *merge_id; /* per rank */
     size_t merges_cap;
     size_t n_merges;
     int32_t byte_id[256];
+    uint32_t cp_of_byte[256]; /* ByteLevel alphabet */
+    uint32_t *byte_pair_rank; /* [a << 8 | b]: rank of merging the symbols of bytes a, b */
     bool ignore_merges;
     /* added tokens, split into raw-text and normalized-text sets */
     added_token *added;
@@ -91,6 +101,7 @@ struct ragd_tokenizer {
     pcre2_code *re;
     int split_behavior;
     bool prefix_space;
+    bool re_jit; /* JIT code available: use pcre2_jit_match (no per-call option checks) */
     /* tokenizer_config.json */
     int32_t eos, pad, bos;
     char *chat_template;
@@ -107,17 +118,12 @@ static void byte_level_table(uint32_t cp_of_byte[256]) {
     }
 }
 
-/* Inverse: code point -> byte, -1 when the code point is not in the alphabet. */
-static int byte_of_cp(const uint32_t cp_of_byte[256], uint32_t cp) {
-    if (cp < 256) {
-        if (cp_of_byte[cp] == cp) return (int)cp;
-        return -1;
-    }
-    if (cp < 256 + 68) {
-        for (int b = 0; b < 256; b++)
-            if (cp_of_byte[b] == cp) return b;
-    }
-    return -1;
+/* Inverse: code point -> byte, -1 when the code point is not in the alphabet. The alphabet
+ * lives in U+0000..U+0143, so a 324-entry table covers it. */
+#define BYTE_LEVEL_CPS (256 + 68)
+static void byte_level_inverse(const uint32_t cp_of_byte[256], int16_t inv[BYTE_LEVEL_CPS]) {
+    for (int i = 0; i < BYTE_LEVEL_CPS; i++) inv[i] = -1;
+    for (int b = 0; b < 256; b++) inv[cp_of_byte[b]] = (int16_t)b;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -210,13 +216,19 @@ static void vmap_insert(ragd_tokenizer *t, int32_t id) {
     t->vmap[i] = id;
 }
 
-static const merge_slot *merge_find(const ragd_tokenizer *t, int32_t a, int32_t b) {
-    uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
-    size_t mask = t->merges_cap - 1, i = hash_u64(key) & mask;
+static inline uint64_t merge_pair(int32_t a, int32_t b) {
+    return (uint64_t)(uint32_t)a | ((uint64_t)(uint32_t)b << MERGE_ID_BITS);
+}
+
+/* Rank of the merge (a, b), or -1. */
+static inline int64_t merge_find(const ragd_tokenizer *t, int32_t a, int32_t b) {
+    uint64_t pair = merge_pair(a, b);
+    size_t mask = t->merges_cap - 1, i = hash_u64(pair) & mask;
     for (;;) {
-        const merge_slot *s = &t->merges[i];
-        if (s->key == key) return s;
-        if (s->key == UINT64_MAX) return NULL;
+        merge_slot s = t->merges[i];
+        if ((s & MERGE_PAIR_MASK) == pair && s != MERGE_EMPTY)
+            return (int64_t)(s >> (2 * MERGE_ID_BITS));
+        if (s == MERGE_EMPTY) return -1;
         i = (i + 1) & mask;
     }
 }
@@ -297,9 +309,8 @@ static int compile_regex(ragd_tokenizer *t, const char *pat, ragd_err *err) {
         return ragd_err_set(err, RAGD_EFORMAT, "pre-tokenizer regex /%s/ rejected by PCRE2: %s",
                             pat, (const char *)msg);
     }
-    if (pcre2_jit_compile(t->re, PCRE2_JIT_COMPLETE) != 0) {
-        /* JIT unavailable (e.g. no executable memory): the interpreter gives the same results */
-    }
+    /* Without JIT (e.g. no executable memory) the interpreter gives the same results. */
+    t->re_jit = pcre2_jit_compile(t->re, PCRE2_JIT_COMPLETE) == 0;
     return RAGD_OK;
 }
 
@@ -416,10 +427,15 @@ static int set_token(ragd_tokenizer *t, int32_t id, const char *s, size_t n) {
 
 static int load_merges(ragd_tokenizer *t, const cJSON *merges, ragd_err *err) {
     size_t n = (size_t)cJSON_GetArraySize(merges);
-    t->merges_cap = pow2_at_least(n * 2 + 16);
+    if (n >= MERGE_MAX_RANK || t->n_ids > MERGE_MAX_ID)
+        return ragd_err_set(err, RAGD_EUNSUPPORTED,
+                            "tokenizer.json: %zu merges / %d ids is too large", n, t->n_ids);
+    t->merges_cap = pow2_at_least(n + n / 4 + 16); /* load <= 0.8: 8-byte slots, few lines */
     t->merges = malloc(t->merges_cap * sizeof *t->merges);
-    if (!t->merges) return ragd_err_set(err, RAGD_ENOMEM, "out of memory for merges");
-    for (size_t i = 0; i < t->merges_cap; i++) t->merges[i].key = UINT64_MAX;
+    t->merge_id = malloc((n + 1) * sizeof *t->merge_id);
+    if (!t->merges || !t->merge_id)
+        return ragd_err_set(err, RAGD_ENOMEM, "out of memory for merges");
+    for (size_t i = 0; i < t->merges_cap; i++) t->merges[i] = MERGE_EMPTY;
     ragd_buf cat = {0};
     uint32_t rank = 0;
     const cJSON *it;
@@ -463,13 +479,13 @@ static int load_merges(ragd_tokenizer *t, const cJSON *merges, ragd_err *err) {
                               rank, (int)la, a, (int)lb, b);
             break;
         }
-        uint64_t key = ((uint64_t)(uint32_t)ia << 32) | (uint32_t)ib;
-        size_t mask = t->merges_cap - 1, j = hash_u64(key) & mask;
-        while (t->merges[j].key != UINT64_MAX && t->merges[j].key != key) j = (j + 1) & mask;
-        if (t->merges[j].key == UINT64_MAX) { /* the first (lowest rank) occurrence wins */
-            t->merges[j].key = key;
-            t->merges[j].rank = rank;
-            t->merges[j].id = ic;
+        uint64_t pair = merge_pair(ia, ib);
+        size_t mask = t->merges_cap - 1, j = hash_u64(pair) & mask;
+        while (t->merges[j] != MERGE_EMPTY && (t->merges[j] & MERGE_PAIR_MASK) != pair)
+            j = (j + 1) & mask;
+        t->merge_id[rank] = ic;
+        if (t->merges[j] == MERGE_EMPTY) { /* the first (lowest rank) occurrence wins */
+            t->merges[j] = pair | ((uint64_t)rank << (2 * MERGE_ID_BITS));
             t->n_merges++;
         }
         rank++;
@@ -515,8 +531,10 @@ static int load_added(ragd_tokenizer *t, const cJSON *arr, ragd_err *err) {
 }
 
 static int build_decode_table(ragd_tokenizer *t, ragd_err *err) {
-    uint32_t cp_of_byte[256];
+    uint32_t *cp_of_byte = t->cp_of_byte;
+    int16_t inv[BYTE_LEVEL_CPS];
     byte_level_table(cp_of_byte);
+    byte_level_inverse(cp_of_byte, inv);
     size_t total = 0;
     for (int32_t i = 0; i < t->n_ids; i++) total += t->tok_str[i] ? t->tok_len[i] : 0;
     t->dec = malloc(total + 1);
@@ -532,7 +550,7 @@ static int build_decode_table(ragd_tokenizer *t, ragd_err *err) {
         while (j < n) {
             uint32_t cp;
             int k = ragd_utf8_decode(s + j, n - j, &cp);
-            int b = byte_of_cp(cp_of_byte, cp);
+            int b = cp < BYTE_LEVEL_CPS ? inv[cp] : -1;
             if (b < 0) {
                 ok = false;
                 break;
@@ -631,6 +649,10 @@ static int load_json(ragd_tokenizer *t, const cJSON *root, ragd_err *err) {
         if (cJSON_IsNumber(idj) && idj->valuedouble <= 1e8 && idj->valuedouble > max_id)
             max_id = idj->valuedouble;
     }
+    if (max_id >= MERGE_MAX_ID) /* also bounds what a corrupt file can make us allocate */
+        return ragd_err_set(err, RAGD_EUNSUPPORTED,
+                            "tokenizer.json: token id %.0f too large (limit %d)", max_id,
+                            MERGE_MAX_ID - 1);
     t->n_ids = (int32_t)max_id + 1;
     t->tok_str = calloc((size_t)t->n_ids + 1, sizeof *t->tok_str);
     t->tok_len = calloc((size_t)t->n_ids + 1, sizeof *t->tok_len);
@@ -666,11 +688,19 @@ static int load_json(ragd_tokenizer *t, const cJSON *root, ragd_err *err) {
             return ragd_err_set(
                 err, RAGD_EFORMAT,
                 "tokenizer.json: vocabulary lacks the ByteLevel symbol of byte 0x%02x", b);
+    t->byte_pair_rank = malloc(65536 * sizeof *t->byte_pair_rank);
+    if (!t->byte_pair_rank) return ragd_err_set(err, RAGD_ENOMEM, "out of memory");
+    for (int a = 0; a < 256; a++)
+        for (int b = 0; b < 256; b++) {
+            int64_t r = merge_find(t, t->byte_id[a], t->byte_id[b]);
+            t->byte_pair_rank[a << 8 | b] = r < 0 ? UINT32_MAX : (uint32_t)r;
+        }
     return RAGD_OK;
 }
 
 int ragd_tokenizer_load_json(const char *json, size_t len, ragd_tokenizer **out, ragd_err *err) {
     *out = NULL;
+    nfc_init();
     cJSON *root = cJSON_ParseWithLength(json, len);
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
@@ -722,6 +752,8 @@ void ragd_tokenizer_destroy(ragd_tokenizer *t) {
     free(t->dec_off);
     free(t->vmap);
     free(t->merges);
+    free(t->merge_id);
+    free(t->byte_pair_rank);
     for (size_t i = 0; i < t->n_added; i++) free(t->added[i].content);
     free(t->added);
     if (t->re) pcre2_code_free(t->re);
@@ -826,12 +858,52 @@ static hent heap_pop(enc_ctx *c) {
     return top;
 }
 
+static inline uint32_t pair_rank(enc_ctx *c, int32_t a, int32_t b);
+
 static void try_pair(enc_ctx *c, int32_t pos) {
     sym *s = c->syms.data;
     int32_t nx = s[pos].next;
     if (nx < 0) return;
-    const merge_slot *m = merge_find(c->t, s[pos].id, s[nx].id);
-    if (m) heap_push(c, (hent){m->rank, pos, s[pos].id, s[nx].id, m->id});
+    uint32_t r = pair_rank(c, s[pos].id, s[nx].id);
+    if (r != UINT32_MAX) heap_push(c, (hent){r, pos, s[pos].id, s[nx].id, c->t->merge_id[r]});
+}
+
+/* Short words: a linear scan for the lowest-rank pair beats heap bookkeeping. Same order
+ * as the heap (lowest rank, then leftmost). */
+#define SMALL_WORD 48
+
+static inline uint32_t pair_rank(enc_ctx *c, int32_t a, int32_t b) {
+    int64_t r = merge_find(c->t, a, b);
+    return r < 0 ? UINT32_MAX : (uint32_t)r;
+}
+
+static int bpe_small(enc_ctx *c, const unsigned char *w, size_t n) {
+    const ragd_tokenizer *t = c->t;
+    int32_t ids[SMALL_WORD];
+    uint32_t rk[SMALL_WORD];
+    size_t m = n;
+    for (size_t i = 0; i < n; i++) ids[i] = t->byte_id[w[i]];
+    for (size_t i = 0; i + 1 < m; i++) rk[i] = t->byte_pair_rank[(size_t)w[i] << 8 | w[i + 1]];
+    for (;;) {
+        uint32_t best = UINT32_MAX;
+        size_t bi = 0;
+        for (size_t i = 0; i + 1 < m; i++)
+            if (rk[i] < best) {
+                best = rk[i];
+                bi = i;
+            }
+        if (best == UINT32_MAX) break;
+        ids[bi] = t->merge_id[best];
+        memmove(&ids[bi + 1], &ids[bi + 2], (m - bi - 2) * sizeof ids[0]);
+        memmove(&rk[bi], &rk[bi + 1], (m - bi - 2) * sizeof rk[0]);
+        m--;
+        if (bi > 0) rk[bi - 1] = pair_rank(c, ids[bi - 1], ids[bi]);
+        if (bi + 1 < m) rk[bi] = pair_rank(c, ids[bi], ids[bi + 1]);
+    }
+    if (RAGD_VEC_RESERVE(c->out, c->out->len + m)) return RAGD_ENOMEM;
+    memcpy(c->out->data + c->out->len, ids, m * sizeof ids[0]);
+    c->out->len += m;
+    return RAGD_OK;
 }
 
 /* BPE over the bytes of one pre-tokenized word. */
@@ -840,17 +912,16 @@ static int bpe_word(enc_ctx *c, const unsigned char *w, size_t n) {
     if (n == 0) return RAGD_OK;
     if (n == 1) return RAGD_VEC_PUSH(c->out, t->byte_id[w[0]]);
     if (t->ignore_merges) { /* whole word in the vocabulary: take it as is */
-        uint32_t cpb[256];
-        byte_level_table(cpb);
         ragd_buf_clear(&c->tmp);
         for (size_t i = 0; i < n; i++) {
             char u[4];
-            int k = ragd_utf8_encode(cpb[w[i]], u);
+            int k = ragd_utf8_encode(t->cp_of_byte[w[i]], u);
             if (ragd_buf_append(&c->tmp, u, (size_t)k)) return RAGD_ENOMEM;
         }
         int32_t id = vmap_find(t, c->tmp.data, c->tmp.len);
         if (id >= 0) return RAGD_VEC_PUSH(c->out, id);
     }
+    if (n <= SMALL_WORD) return bpe_small(c, w, n);
     if (RAGD_VEC_RESERVE(&c->syms, n) || RAGD_VEC_RESERVE(&c->heap, 2 * n + 2)) return RAGD_ENOMEM;
     sym *s = c->syms.data;
     for (size_t i = 0; i < n; i++)
@@ -897,7 +968,9 @@ static int pretokenize(enc_ctx *c, const char *s, size_t n, ragd_err *err) {
     if (!t->re) return word(c, s, n);
     size_t pos = 0, last = 0;
     while (pos <= n) {
-        int rc = pcre2_match(t->re, (PCRE2_SPTR)s, n, pos, PCRE2_NO_UTF_CHECK, c->md, c->mctx);
+        int rc = t->re_jit ? pcre2_jit_match(t->re, (PCRE2_SPTR)s, n, pos, 0, c->md, c->mctx)
+                           : pcre2_match(t->re, (PCRE2_SPTR)s, n, pos, PCRE2_NO_UTF_CHECK, c->md,
+                                         c->mctx);
         if (rc == PCRE2_ERROR_JIT_STACKLIMIT && !c->jstack) {
             c->jstack = pcre2_jit_stack_create(64 * 1024, 64 * 1024 * 1024, NULL);
             c->mctx = pcre2_match_context_create(NULL);
@@ -929,7 +1002,42 @@ static int pretokenize(enc_ctx *c, const char *s, size_t n, ragd_err *err) {
     return RAGD_OK;
 }
 
-/* NFC is the identity on text without code points that decompose, combine or reorder. */
+/* NFC quick check. A code point >= U+0300 is "unsafe" when NFC could change text containing
+ * it: it has a non-zero combining class (reordering), it is not NFC-stable on its own
+ * (singletons, exclusions, non-starter decompositions), it is the second element of a
+ * canonical composition (checked via the last element of every canonical decomposition),
+ * or it is a conjoining Hangul jamo. Text without unsafe code points is already NFC. The
+ * bitmap is built once per process from utf8proc's tables (immutable afterwards). */
+static uint8_t nfc_unsafe[0x110000 / 8];
+static pthread_once_t nfc_once = PTHREAD_ONCE_INIT;
+
+static void nfc_mark(uint32_t cp) {
+    if (cp < 0x110000) nfc_unsafe[cp >> 3] |= (uint8_t)(1u << (cp & 7));
+}
+
+static void nfc_build(void) {
+    for (uint32_t cp = 0x300; cp < 0x110000; cp++) {
+        if (cp >= 0xD800 && cp <= 0xDFFF) continue;
+        const utf8proc_property_t *p = utf8proc_get_property((utf8proc_int32_t)cp);
+        if (p->combining_class || (cp >= 0x1100 && cp <= 0x11FF)) nfc_mark(cp);
+        if (p->decomp_seqindex == UINT16_MAX || p->decomp_type != 0) continue;
+        utf8proc_int32_t d[8];
+        int last = 0;
+        utf8proc_ssize_t n =
+            utf8proc_decompose_char((utf8proc_int32_t)cp, d, 8, UTF8PROC_DECOMPOSE, &last);
+        if (n >= 2 && n <= 8) nfc_mark((uint32_t)d[n - 1]);
+        char u[5] = {0};
+        int k = ragd_utf8_encode(cp, u);
+        char *nfc = (char *)utf8proc_NFC((const utf8proc_uint8_t *)u);
+        if (!nfc || strlen(nfc) != (size_t)k || memcmp(nfc, u, (size_t)k) != 0) nfc_mark(cp);
+        free(nfc);
+    }
+}
+
+static void nfc_init(void) {
+    pthread_once(&nfc_once, nfc_build);
+}
+
 static bool nfc_quick_yes(const char *s, size_t n) {
     const unsigned char *u = (const unsigned char *)s;
     size_t i = 0;
@@ -941,22 +1049,20 @@ static bool nfc_quick_yes(const char *s, size_t n) {
         uint32_t cp;
         int k = ragd_utf8_decode(s + i, n - i, &cp);
         i += (size_t)k;
-        if (cp >= 0x1100 && cp <= 0x11FF) return false; /* Hangul jamo compose algorithmically */
-        const utf8proc_property_t *p = utf8proc_get_property((utf8proc_int32_t)cp);
-        if (p->combining_class || p->decomp_seqindex != UINT16_MAX || p->comb_index != UINT16_MAX)
-            return false;
+        if (nfc_unsafe[cp >> 3] & (1u << (cp & 7))) return false;
     }
     return true;
 }
 
 /* Added-token matching, leftmost-longest, with lstrip/rstrip/single_word (tokenizers'
  * AddedVocabulary::find_matches). Calls piece() for the text between tokens. */
+/* Rust regex \w: letters, marks, decimal digits, letter numbers, connector punctuation,
+ * joiners. */
 static bool is_word_cp(uint32_t cp) {
-    if (cp == '_') return true;
+    if (cp == 0x200C || cp == 0x200D) return true;
     int cat = utf8proc_category((utf8proc_int32_t)cp);
     return (cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_ND) ||
-           cat == UTF8PROC_CATEGORY_NL || cat == UTF8PROC_CATEGORY_NO ||
-           cat == UTF8PROC_CATEGORY_PC;
+           cat == UTF8PROC_CATEGORY_NL || cat == UTF8PROC_CATEGORY_PC;
 }
 
 static bool ends_with_word(const char *s, size_t n) {
@@ -1008,7 +1114,7 @@ static int split_added(enc_ctx *c, const char *s, size_t n, bool normalized, pie
         size_t ms = i, me = i + best->len;
         if (best->single_word &&
             ((ms > 0 && ends_with_word(s, ms)) || (me < n && starts_with_word(s + me, n - me)))) {
-            i++; /* the automaton would continue after this match's start */
+            i = me; /* a discarded match still consumes its span (non-overlapping search) */
             continue;
         }
         if (best->lstrip) {

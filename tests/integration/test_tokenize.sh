@@ -16,13 +16,14 @@ out=$("$RAGD_BIN" tokenize --model "$M" --decode 9707,11,1879,0) || fail "decode
 out=$("$RAGD_BIN" tokenize --model "$M" --decode 151644,872,198,6023,151645 --skip-special --json)
 [ "$out" = '{"text":"user\nhi"}' ] || fail "decode --skip-special --json: $out"
 
-# every golden string through --file, compared with the reference ids
+# golden strings through --file (a sample: each run loads the tokenizer; the unit test has them all), compared with the reference ids
 python3 - "$RAGD_SHARED/golden/qwen2_tokenizer_public.json" "$TMP" <<'PY' || fail "golden cases"
 import json, subprocess, sys, os
 cases = json.load(open(sys.argv[1]))
 tmp = sys.argv[2]
 binp, model = os.environ["RAGD_BIN"], os.environ["RAGD_SHARED"] + "/models/qwen2-tiny"
-for i, c in enumerate(cases[1:12] + cases[-3:]):
+picked = cases[1:4] + cases[-1:] if os.environ.get("RAGD_SANITIZED") else cases[1:10] + cases[-3:]
+for i, c in enumerate(picked):
     p = os.path.join(tmp, "in.txt")
     open(p, "wb").write(c["text"].encode())
     r = subprocess.run([binp, "tokenize", "--model", model, "--file", p, "--json"],

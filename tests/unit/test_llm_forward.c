@@ -302,9 +302,77 @@ static void test_paged_equivalence(void **state) {
     check_paged("models/llama-small");
 }
 
+/* The bf16-activation prefill path (AMX tiles, or AVX512-BF16 dot products) stays within
+ * bf16 tolerance of the exact path: logits within 2e-2 relative (of the row's scale), same
+ * top-1 wherever the exact margin exceeds 0.05. */
+static void check_bf16_path(ragd_backend *be, const int32_t *toks, int n, const float *ref) {
+    int V = be->cfg.vocab_size;
+    int32_t bt[16];
+    for (int i = 0; i < 16; i++) bt[i] = i;
+    float *got = malloc(sizeof(float) * (size_t)V * n);
+    fwd(be, toks, n, 0, bt, 16, 1, got);
+    int compared = 0;
+    for (int j = 0; j < n; j++) {
+        const float *a = got + (size_t)j * V, *b = ref + (size_t)j * V;
+        float scale = 0;
+        for (int v = 0; v < V; v++) scale = fmaxf(scale, fabsf(b[v]));
+        for (int v = 0; v < V; v++)
+            if (fabsf(a[v] - b[v]) > 2e-2f * fmaxf(1.0f, scale))
+                fail_msg("bf16 path: position %d token %d: %.5f vs exact %.5f", j, v, a[v], b[v]);
+        int ta = argmax(a, V), tb = argmax(b, V);
+        float second = -INFINITY;
+        for (int v = 0; v < V; v++)
+            if (v != tb && b[v] > second) second = b[v];
+        if (b[tb] - second > 0.05f) {
+            assert_int_equal(ta, tb);
+            compared++;
+        }
+    }
+    assert_true(compared > 0);
+    free(got);
+}
+
+static void test_bf16_prefill(void **state) {
+    (void)state;
+    char *dir = tu_shared("models/qwen2-tiny");
+    TU_REQUIRE_SHARED(dir);
+    ragd_pool *pool = ragd_pool_create(2);
+    ragd_backend *be = NULL;
+    ragd_err e = {0};
+    if (ragd_cpu_backend_create(dir, pool, &be, &e)) fail_msg("%s", e.msg);
+    enum { N = 100 };
+    int V = be->cfg.vocab_size;
+    int32_t toks[N];
+    uint32_t st = 11;
+    for (int i = 0; i < N; i++) {
+        st = st * 1103515245u + 12345u;
+        toks[i] = (int32_t)((st >> 8) % (uint32_t)V);
+    }
+    assert_int_equal(be->ops->kv_init(be, BS, 16, &e), 0);
+    int32_t bt[16];
+    for (int i = 0; i < 16; i++) bt[i] = i;
+    float *ref = malloc(sizeof(float) * (size_t)V * N);
+    fwd(be, toks, N, 0, bt, 16, 1, ref);
+    if (!ragd_cpu_backend_set_bf16_prefill(be, true)) {
+        print_message("no avx512_bf16: bf16 path not testable here\n");
+    } else {
+        check_bf16_path(be, toks, N, ref); /* AMX when available */
+        setenv("RAGD_CPU_NO_AMX", "1", 1);
+        ragd_cpu_backend_set_bf16_prefill(be, false);
+        ragd_cpu_backend_set_bf16_prefill(be, true);
+        check_bf16_path(be, toks, N, ref); /* AVX512-BF16 dot products */
+        unsetenv("RAGD_CPU_NO_AMX");
+    }
+    free(ref);
+    be->ops->destroy(be);
+    ragd_pool_destroy(pool);
+    free(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_paged_equivalence),
+        cmocka_unit_test(test_bf16_prefill),
         cmocka_unit_test(test_llama_small_golden),
         cmocka_unit_test(test_qwen2_tiny_golden),
     };

@@ -1,8 +1,11 @@
 /* Tokenizer: golden ids and decodes for the real Qwen2.5 tokenizer, streaming detokenizer,
  * invalid input, and small hand-built tokenizer.json files for the format variants. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <utf8proc.h>
 
 #include "testutil.h"
 #include "tokenizer/tokenizer.h"
@@ -246,6 +249,41 @@ static void test_long_and_nfc(void **state) {
     ragd_buf_free(&out);
 }
 
+/* The NFC quick check never skips a needed normalisation: sweep code points alone and after
+ * a base letter, compare decode(encode(x)) with utf8proc's NFC of x. */
+static void test_nfc_sweep(void **state) {
+    (void)state;
+    REQUIRE_QWEN();
+    uint32_t step = getenv("RAGD_SANITIZED") ? 7 : 1, bad = 0;
+    for (uint32_t cp = 0x2F0; cp < 0x30000; cp += (cp < 0x10000 ? step : 13 * step)) {
+        if ((cp >= 0xD800 && cp <= 0xDFFF) || (cp >= 0x3400 && cp < 0x4DC0) ||
+            (cp >= 0x4E00 && cp < 0xA000) || (cp >= 0xAC00 && cp < 0xD7A4))
+            continue; /* big blocks of plain ideographs/syllables: sampled by the golden set */
+        char s[16];
+        size_t n = 0;
+        s[n++] = 'e';
+        n += (size_t)ragd_utf8_encode(cp, s + n);
+        n += (size_t)ragd_utf8_encode(0x301, s + n);
+        s[n] = 0;
+        for (int variant = 0; variant < 2; variant++) {
+            const char *x = variant ? s + 1 : s;
+            size_t xn = variant ? n - 1 : n;
+            int32_t *ids;
+            size_t k;
+            ragd_err err = {0};
+            assert_int_equal(ragd_tokenizer_encode(qwen, x, xn, &ids, &k, &err), 0);
+            ragd_buf out = {0};
+            assert_int_equal(ragd_tokenizer_decode(qwen, ids, k, false, &out, &err), 0);
+            char *nfc = (char *)utf8proc_NFC((const utf8proc_uint8_t *)x);
+            if (strcmp(nfc, out.data) != 0 && bad++ < 5) print_message("U+%04X differs\n", cp);
+            free(nfc);
+            free(ids);
+            ragd_buf_free(&out);
+        }
+    }
+    assert_int_equal(bad, 0);
+}
+
 /* A hand-built byte-level tokenizer: every byte + a few merges, merges in "a b" or [a,b] form,
  * added tokens with lstrip/rstrip/single_word/normalized flags. */
 static char *mini_json(bool pair_merges, const char *added) {
@@ -332,9 +370,93 @@ static void test_mini_added_flags(void **state) {
     expect_ids(t, "a tok", (int32_t[]){'a', ' ', 303}, 3);
     expect_ids(t, "atok", (int32_t[]){'a', 't', 'o', 'k'}, 4);
     expect_ids(t, "tok1", (int32_t[]){'t', 'o', 'k', '1'}, 4);
+    expect_ids(t, "tok_", (int32_t[]){'t', 'o', 'k', '_'}, 4);
+    expect_ids(t, "tok!", (int32_t[]){303, '!'}, 2);
     /* normalized added tokens match after NFC: e + U+0301 becomes U+00E9 */
     expect_ids(t, "ab\x65\xcc\x81", (int32_t[]){256, 305}, 2);
     ragd_tokenizer_destroy(t);
+}
+
+/* tokenizer_config.json: special tokens as strings or AddedToken objects, a list of named
+ * chat templates, and no config at all. */
+static void test_config_forms(void **state) {
+    (void)state;
+    const char *added = "{\"id\":300,\"content\":\"<s>\",\"special\":true,\"normalized\":false},"
+                        "{\"id\":301,\"content\":\"</s>\",\"special\":true,\"normalized\":false}";
+    char *js = mini_json(false, added);
+    char *dir = tu_tmpdir();
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    ragd_err err = {0};
+    assert_int_equal(ragd_write_file(path, js, strlen(js), &err), 0);
+    free(js);
+    ragd_tokenizer *t;
+    assert_int_equal(ragd_tokenizer_load(dir, &t, &err), 0);
+    assert_int_equal(ragd_tokenizer_eos_id(t), -1);
+    assert_null(ragd_tokenizer_chat_template(t));
+    ragd_tokenizer_destroy(t);
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    const char *cfg = "{\"bos_token\":\"<s>\",\"eos_token\":{\"__type\":\"AddedToken\","
+                      "\"content\":\"</s>\",\"special\":true},\"pad_token\":null,"
+                      "\"chat_template\":[{\"name\":\"tool_use\",\"template\":\"x\"},"
+                      "{\"name\":\"default\",\"template\":\"T\"}]}";
+    assert_int_equal(ragd_write_file(path, cfg, strlen(cfg), &err), 0);
+    assert_int_equal(ragd_tokenizer_load(dir, &t, &err), 0);
+    assert_int_equal(ragd_tokenizer_bos_id(t), 300);
+    assert_int_equal(ragd_tokenizer_eos_id(t), 301);
+    assert_int_equal(ragd_tokenizer_pad_id(t), -1);
+    assert_string_equal(ragd_tokenizer_chat_template(t), "T");
+    ragd_tokenizer_destroy(t);
+    assert_int_equal(ragd_write_file(path, "{oops", 5, &err), 0);
+    assert_int_equal(ragd_tokenizer_load(dir, &t, &err), RAGD_EFORMAT);
+    assert_null(t);
+    assert_non_null(strstr(err.msg, "tokenizer_config.json"));
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* A loaded tokenizer is shared by threads: concurrent encodes give the reference ids. */
+typedef struct conc_arg {
+    const cJSON *cases;
+    int first, bad;
+} conc_arg;
+
+static void *conc_worker(void *p) {
+    conc_arg *a = p;
+    for (int i = a->first; i < cJSON_GetArraySize(a->cases); i += 2) {
+        const cJSON *c = cJSON_GetArrayItem(a->cases, i);
+        const char *text = cJSON_GetObjectItem(c, "text")->valuestring;
+        const cJSON *ref = cJSON_GetObjectItem(c, "ids");
+        int32_t *ids;
+        size_t n;
+        ragd_err err = {0};
+        if (ragd_tokenizer_encode(qwen, text, strlen(text), &ids, &n, &err) != 0 ||
+            n != (size_t)cJSON_GetArraySize(ref)) {
+            a->bad++;
+            continue;
+        }
+        for (size_t k = 0; k < n; k++)
+            if (ids[k] != (int32_t)cJSON_GetArrayItem(ref, (int)k)->valuedouble) a->bad++;
+        free(ids);
+    }
+    return NULL;
+}
+
+static void test_concurrent(void **state) {
+    (void)state;
+    REQUIRE_QWEN();
+    char *path = tu_shared("golden/qwen2_tokenizer_public.json");
+    cJSON *cases = tu_load_json(path);
+    free(path);
+    conc_arg a[2] = {{cases, 0, 0}, {cases, 1, 0}};
+    pthread_t th[2];
+    for (int r = 0; r < 3; r++) {
+        for (int k = 0; k < 2; k++)
+            assert_int_equal(pthread_create(&th[k], NULL, conc_worker, &a[k]), 0);
+        for (int k = 0; k < 2; k++) pthread_join(th[k], NULL);
+    }
+    assert_int_equal(a[0].bad + a[1].bad, 0);
+    cJSON_Delete(cases);
 }
 
 static void test_bad_json(void **state) {
@@ -346,6 +468,8 @@ static void test_bad_json(void **state) {
         "{\"model\":{}}",
         "{\"model\":{\"type\":\"WordPiece\"}}",
         "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[\"a b\"]}}",
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":99999999},\"merges\":[]}}",
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":-1},\"merges\":[]}}",
         "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]},"
         "\"pre_tokenizer\":{\"type\":\"ByteLevel\"}}",
         "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]},"
@@ -368,10 +492,17 @@ static void test_bad_json(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_golden_encode_decode), cmocka_unit_test(test_special_tokens),
-        cmocka_unit_test(test_invalid_input),        cmocka_unit_test(test_partial_utf8),
-        cmocka_unit_test(test_long_and_nfc),         cmocka_unit_test(test_mini_formats),
-        cmocka_unit_test(test_mini_added_flags),     cmocka_unit_test(test_bad_json),
+        cmocka_unit_test(test_golden_encode_decode),
+        cmocka_unit_test(test_special_tokens),
+        cmocka_unit_test(test_invalid_input),
+        cmocka_unit_test(test_partial_utf8),
+        cmocka_unit_test(test_long_and_nfc),
+        cmocka_unit_test(test_nfc_sweep),
+        cmocka_unit_test(test_mini_formats),
+        cmocka_unit_test(test_mini_added_flags),
+        cmocka_unit_test(test_config_forms),
+        cmocka_unit_test(test_concurrent),
+        cmocka_unit_test(test_bad_json),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -73,7 +73,7 @@ void ragd_amx_free(ragd_amx_weight *w) {
 
 ragd_amx_weight ragd_amx_rows(const ragd_amx_weight *w, int n0, int n) {
     ragd_amx_weight v = {.N = n, .K = w->K, .owned = false};
-    v.packed = w->packed + (size_t)(n0 / 16) * (w->K / 32) * 512;
+    v.packed = w->packed ? w->packed + (size_t)(n0 / 16) * (w->K / 32) * 512 : NULL;
     return v;
 }
 

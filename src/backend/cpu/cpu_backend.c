@@ -49,6 +49,7 @@ typedef struct cpu_impl {
     int32_t *tok_seq, *tok_pos;
     bool bf16_prefill;
     int bf16_min_tokens;
+    int amx;
 } cpu_impl;
 
 static int lin_from(cpu_lin *l, const ragd_tensor *t, const ragd_tensor *bias, ragd_err *err) {
@@ -77,6 +78,7 @@ static float *vec_from(const ragd_tensor *t) {
 typedef struct mm_ctx {
     const float *X;
     const uint16_t *Xb;
+    int amx;
     size_t ldx, ldxb;
     int T;
     const cpu_lin *L;
@@ -94,7 +96,10 @@ static void mm_task(void *vctx, size_t i, int tid) {
     if (r1 > c->L->rows) r1 = c->L->rows;
     int t0 = tc * c->tok_tile, t1 = t0 + c->tok_tile;
     if (t1 > c->T) t1 = c->T;
-    if (c->Xb)
+    if (c->amx)
+        ragd_k_amx_matmul(c->Xb, t0, t1, c->T, c->L->cols, c->L->w, r0, r1, c->L->bias, c->Y,
+                          c->ldy, c->accumulate);
+    else if (c->Xb)
         ragd_k_matmul_rows_bf16(c->Xb, c->ldxb, t0, t1, c->L->w, c->L->cols, r0, r1, c->L->bias,
                                 c->Y, c->ldy, c->accumulate);
     else
@@ -107,8 +112,15 @@ typedef struct cvt_ctx {
     size_t ldx;
     uint16_t *Xb;
     size_t ldxb;
-    int K;
+    int K, T;
 } cvt_ctx;
+
+static void amx_pack_task(void *vctx, size_t i, int tid) {
+    (void)tid;
+    cvt_ctx *c = vctx;
+    int t0 = (int)i * 16, t1 = t0 + 16 < c->T ? t0 + 16 : c->T;
+    ragd_k_amx_pack_x(c->X, c->ldx, t0, t1, c->K, c->Xb);
+}
 
 static void cvt_task(void *vctx, size_t i, int tid) {
     (void)tid;
@@ -120,6 +132,32 @@ static void cvt_task(void *vctx, size_t i, int tid) {
 static int matmul(cpu_impl *m, const float *X, size_t ldx, int T, const cpu_lin *L, float *Y,
                   size_t ldy, int accumulate, ragd_err *err) {
     mm_ctx c = {.X = X, .ldx = ldx, .T = T, .L = L, .Y = Y, .ldy = ldy, .accumulate = accumulate};
+    int nt = m->n_threads;
+    if (m->bf16_prefill && m->amx && L->dt == RAGD_DT_BF16 && T >= m->bf16_min_tokens &&
+        L->cols % 32 == 0 && L->rows % 16 == 0) {
+        size_t n_tb = ((size_t)T + 15) / 16;
+        size_t need = n_tb * 16 * (size_t)L->cols;
+        if (need > m->xb_cap) {
+            uint16_t *nb = realloc(m->xb, need * 2);
+            if (!nb) return ragd_err_set(err, RAGD_ENOMEM, "out of memory");
+            m->xb = nb;
+            m->xb_cap = need;
+        }
+        cvt_ctx cc = {X, ldx, m->xb, 0, L->cols, T};
+        ragd_pool_run(m->pool, n_tb, amx_pack_task, &cc);
+        c.Xb = m->xb;
+        c.amx = 1;
+        c.tok_tile = T <= 128 ? (T + 31) / 32 * 32 : 128;
+        int n_tok_tiles = (T + c.tok_tile - 1) / c.tok_tile;
+        int want = nt * 4 / n_tok_tiles;
+        if (want < nt) want = nt;
+        int chunk = (L->rows + want - 1) / want;
+        chunk = (chunk + 31) / 32 * 32;
+        c.row_chunk = chunk;
+        c.n_row_chunks = (L->rows + chunk - 1) / chunk;
+        ragd_pool_run(m->pool, (size_t)c.n_row_chunks * (size_t)n_tok_tiles, mm_task, &c);
+        return RAGD_OK;
+    }
     if (m->bf16_prefill && L->dt == RAGD_DT_BF16 && T >= m->bf16_min_tokens) {
         size_t ldxb = ((size_t)L->cols + 31) / 32 * 32;
         size_t need = ldxb * (size_t)T;
@@ -129,12 +167,11 @@ static int matmul(cpu_impl *m, const float *X, size_t ldx, int T, const cpu_lin 
             m->xb = nb;
             m->xb_cap = need;
         }
-        cvt_ctx cc = {X, ldx, m->xb, ldxb, L->cols};
+        cvt_ctx cc = {X, ldx, m->xb, ldxb, L->cols, T};
         ragd_pool_run(m->pool, (size_t)T, cvt_task, &cc);
         c.Xb = m->xb;
         c.ldxb = ldxb;
     }
-    int nt = m->n_threads;
     c.tok_tile = T <= 64 ? T : 64;
     int n_tok_tiles = (T + c.tok_tile - 1) / c.tok_tile;
     /* enough row chunks for load balance; multiples of 8 rows */
@@ -542,5 +579,6 @@ fail:
 bool ragd_cpu_backend_set_bf16_prefill(ragd_backend *be, bool on) {
     cpu_impl *m = be->impl;
     m->bf16_prefill = on && ragd_k_have_bf16_dot();
+    m->amx = m->bf16_prefill && !getenv("RAGD_CPU_NO_AMX") ? ragd_k_amx_init() : 0;
     return m->bf16_prefill;
 }

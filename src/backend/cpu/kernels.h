@@ -34,6 +34,17 @@ void ragd_k_to_bf16(uint16_t *dst, const float *src, int n, int n_pad);
 /* 1 when the CPU and the build support the bf16 dot-product kernel. */
 int ragd_k_have_bf16_dot(void);
 
+/* AMX bf16 tiles (bf16-activation prefill path). ragd_k_amx_init requests the tile-data
+ * permission from the kernel once; 0 when AMX is unavailable (CPU, kernel, VM or build).
+ * Requirements: K % 32 == 0, rows a multiple of 16. Xp holds X as bf16 VNNI tiles of 16
+ * tokens x 32 k (ceil(T/16) * K/32 tiles of 512 bf16); pack_x fills token blocks from t0
+ * (a multiple of 16) to T. matmul computes tokens [t0, t1) (t0 % 16 == 0) and rows
+ * [r0, r1) (multiples of 16), loading its tile configuration on the calling thread. */
+int ragd_k_amx_init(void);
+void ragd_k_amx_pack_x(const float *X, size_t ldx, int t0, int T, int K, uint16_t *Xp);
+void ragd_k_amx_matmul(const uint16_t *Xp, int t0, int t1, int T, int K, const uint16_t *W, int r0,
+                       int r1, const float *bias, float *Y, size_t ldy, int accumulate);
+
 /* y = x / sqrt(mean(x^2) + eps) * w  (n elements; y may alias x). */
 void ragd_k_rmsnorm(float *y, const float *x, const float *w, int n, float eps);
 /* Rotate one head in place (HF rotate_half): x[i], x[i+d/2] by angle with cos/sin[i]. */
