@@ -1,19 +1,34 @@
 /* ragd ask: one RAG question from the terminal. The answer streams as it is generated, then
  * the sources (index, document, chunk, score, excerpt) and the stage timings are listed.
- * With --url it asks a running `ragd serve` (POST /v1/rag/chat, stream=true). */
+ * Locally (--kb FILE --model DIR [--embed-model DIR]) it loads the models and runs the
+ * pipeline in-process on the CPU; with --url it asks a running `ragd serve`
+ * (POST /v1/rag/chat, stream=true). */
 #include <curl/curl.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
 
+#include "backend/cpu/cpu_backend.h"
 #include "cli/commands.h"
+#include "engine/engine.h"
+#include "kb/kb.h"
+#include "kb/kb_embed.h"
+#include "rag/rag.h"
+#include "util/clock.h"
 #include "util/str.h"
 
 static const char *ask_usage =
-    "usage: ragd ask --url URL [options] \"question\"\n"
+    "usage: ragd ask --kb FILE --model DIR [--embed-model DIR] [options] \"question\"\n"
+    "       ragd ask --url URL [options] \"question\"\n"
+    "  --kb FILE          knowledge base (local mode)\n"
+    "  --model DIR        chat model, Hugging Face layout (local mode, CPU)\n"
+    "  --embed-model DIR  embedding model for vector / hybrid search (local mode; without it "
+    "BM25)\n"
+    "  --threads N        CPU threads (local mode; default: all)\n"
     "  --url URL          a running `ragd serve` (e.g. http://127.0.0.1:8080)\n"
     "  --index A[,B,...]  indexes to search (default: the server's default, all)\n"
     "  --top-k N          sources in the prompt (default 10)\n"
@@ -220,10 +235,166 @@ static int ask_remote(const char *url, const char *api_key, const char *indexes,
     return rc;
 }
 
+/* --- local mode ---------------------------------------------------------------------------- */
+
+typedef struct local_gen {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done;
+    ragd_detok detok;
+    ragd_buf piece, answer;
+    int quiet; /* --json: collect, print once at the end */
+    uint64_t t_arrival, t_first;
+    ragd_rag_timings *t;
+    const char *finish;
+    char error[256];
+} local_gen;
+
+static int on_local_event(void *ctx, const ragd_engine_event *ev) {
+    local_gen *g = ctx;
+    if (ev->type == RAGD_EV_TOKEN) {
+        if (!g->t_first) g->t_first = ragd_now_ns();
+        ragd_buf_clear(&g->piece);
+        ragd_detok_push(&g->detok, ev->token, &g->piece, NULL);
+        ragd_buf_append(&g->answer, g->piece.data ? g->piece.data : "", g->piece.len);
+        if (!g->quiet) {
+            fwrite(g->piece.data ? g->piece.data : "", 1, g->piece.len, stdout);
+            fflush(stdout);
+        }
+    } else if (ev->type == RAGD_EV_FINISH) {
+        uint64_t now = ragd_now_ns();
+        ragd_buf_clear(&g->piece);
+        ragd_detok_flush(&g->detok, &g->piece);
+        ragd_buf_append(&g->answer, g->piece.data ? g->piece.data : "", g->piece.len);
+        if (!g->quiet) fwrite(g->piece.data ? g->piece.data : "", 1, g->piece.len, stdout);
+        g->t->prompt_tokens = ev->n_prompt;
+        g->t->completion_tokens = ev->n_generated;
+        if (g->t_first) {
+            g->t->ttft_ms = (double)(g->t_first - g->t_arrival) / 1e6;
+            g->t->generation_ms = (double)(now - g->t_first) / 1e6;
+        }
+        g->finish = ragd_finish_reason_name(ev->finish_reason);
+        if (ev->finish_reason == RAGD_FINISH_ERROR)
+            snprintf(g->error, sizeof(g->error), "%s", ev->error ? ev->error : "generation failed");
+        pthread_mutex_lock(&g->mu);
+        g->done = 1;
+        pthread_cond_signal(&g->cv);
+        pthread_mutex_unlock(&g->mu);
+    }
+    return RAGD_CB_CONTINUE;
+}
+
+static int ask_local(const char *kb_path, const char *model, const char *embed_model, int threads,
+                     const char *indexes, int top_k, const char *mode, int max_tokens, int json,
+                     const char *question) {
+    ragd_err err = {0};
+    ragd_pool *pool = ragd_pool_create(threads);
+    ragd_backend *be = NULL;
+    ragd_engine *engine = NULL;
+    ragd_tokenizer *tok = NULL;
+    ragd_kb *kb = NULL;
+    ragd_kb_embedder *emb = NULL;
+    ragd_rag *rag = NULL;
+    ragd_rag_prepared prep = {0};
+    const char **ix = NULL;
+    size_t n_ix = 0;
+    char *ix_copy = NULL;
+    int rc = 1;
+    ragd_kb_opts ko = {.path = kb_path, .readonly = 1, .pool = pool};
+    if (!ragd_file_exists(kb_path)) {
+        ragd_err_set(&err, RAGD_ENOTFOUND, "knowledge base '%s' not found", kb_path);
+        goto out;
+    }
+    if (ragd_kb_open(&ko, &kb, &err)) goto out;
+    if (embed_model && ragd_kb_embedder_open(embed_model, pool, &emb, &err)) goto out;
+    if (ragd_tokenizer_load(model, &tok, &err)) goto out;
+    if (ragd_cpu_backend_create(model, pool, &be, &err)) goto out;
+    ragd_engine_opts eo = {0};
+    if (ragd_engine_create(be, &eo, &engine, &err)) goto out;
+    ragd_rag_opts ro = {.kb = kb, .emb = emb, .engine = engine, .tok = tok};
+    if (ragd_rag_create(&ro, &rag, &err)) goto out;
+    if (indexes) {
+        ix_copy = strdup(indexes);
+        ix = calloc(strlen(indexes) + 1, sizeof(*ix));
+        char *save = NULL;
+        for (char *t = strtok_r(ix_copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
+            ix[n_ix++] = t;
+    }
+    ragd_chat_msg msg = {"user", question};
+    uint64_t t_arrival = ragd_now_ns(); /* the models are loaded: the request starts now */
+    ragd_rag_query q = {&msg, 1, ix, n_ix, top_k, mode, max_tokens};
+    if (ragd_rag_prepare(rag, &q, &prep, &err)) goto out;
+    local_gen g = {.t_arrival = t_arrival, .t = &prep.timings, .quiet = json};
+    pthread_mutex_init(&g.mu, NULL);
+    pthread_cond_init(&g.cv, NULL);
+    ragd_detok_init(&g.detok, tok, true);
+    ragd_req_params gp = {0};
+    ragd_sampling_defaults(&gp.sampling);
+    gp.max_tokens = max_tokens;
+    if (!ragd_rag_submit(rag, &prep, &gp, on_local_event, &g, NULL, &err)) {
+        pthread_mutex_lock(&g.mu);
+        while (!g.done) pthread_cond_wait(&g.cv, &g.mu);
+        pthread_mutex_unlock(&g.mu);
+        if (g.error[0]) {
+            ragd_err_set(&err, RAGD_EINTERNAL, "%s", g.error);
+        } else {
+            ragd_buf b = {0};
+            ragd_rag_sources_json(&b, prep.sources.items, prep.sources.len, RAGD_RAG_EXCERPT_CHARS);
+            cJSON *sources = cJSON_Parse(b.data);
+            ragd_buf_clear(&b);
+            ragd_rag_timings_json(&b, &prep.timings);
+            cJSON *timings = cJSON_Parse(b.data);
+            ragd_buf_free(&b);
+            if (json) {
+                cJSON *o = cJSON_CreateObject();
+                cJSON_AddStringToObject(o, "answer", g.answer.data ? g.answer.data : "");
+                cJSON_AddStringToObject(o, "finish_reason", g.finish ? g.finish : "");
+                cJSON_AddItemToObject(o, "sources", sources);
+                cJSON_AddItemToObject(o, "timings", timings);
+                sources = timings = NULL;
+                char *text = cJSON_PrintUnformatted(o);
+                puts(text);
+                free(text);
+                cJSON_Delete(o);
+            } else {
+                putchar('\n');
+                print_sources(sources);
+                print_timings(timings, NULL);
+            }
+            cJSON_Delete(sources);
+            cJSON_Delete(timings);
+            rc = 0;
+        }
+    }
+    ragd_detok_free(&g.detok);
+    ragd_buf_free(&g.piece);
+    ragd_buf_free(&g.answer);
+    pthread_mutex_destroy(&g.mu);
+    pthread_cond_destroy(&g.cv);
+out:
+    if (rc && err.msg[0]) fprintf(stderr, "ragd ask: %s\n", err.msg);
+    ragd_rag_prepared_free(&prep);
+    ragd_rag_destroy(rag);
+    ragd_engine_destroy(engine);
+    if (be) be->ops->destroy(be);
+    ragd_tokenizer_destroy(tok);
+    ragd_kb_embedder_close(emb);
+    ragd_kb_close(kb);
+    ragd_pool_destroy(pool);
+    free(ix);
+    free(ix_copy);
+    return rc;
+}
+
 static int run_ask(int argc, char **argv) {
     const char *url = NULL, *indexes = NULL, *mode = NULL, *api_key = NULL;
-    int top_k = 0, max_tokens = 256, json = 0;
+    const char *kb = NULL, *model = NULL, *embed_model = NULL;
+    int top_k = 0, max_tokens = 256, json = 0, threads = 0;
     static const struct option opts[] = {{"url", required_argument, 0, 'u'},
+                                         {"kb", required_argument, 0, 'b'},
+                                         {"model", required_argument, 0, 'M'},
+                                         {"embed-model", required_argument, 0, 'e'},
+                                         {"threads", required_argument, 0, 't'},
                                          {"index", required_argument, 0, 'i'},
                                          {"top-k", required_argument, 0, 'k'},
                                          {"mode", required_argument, 0, 'm'},
@@ -240,6 +411,24 @@ static int run_ask(int argc, char **argv) {
             case 'u':
                 url = optarg;
                 break;
+            case 'b':
+                kb = optarg;
+                break;
+            case 'M':
+                model = optarg;
+                break;
+            case 'e':
+                embed_model = optarg;
+                break;
+            case 't': {
+                long v = strtol(optarg, &end, 10);
+                if (*end || v < 1 || v > 1024) {
+                    fprintf(stderr, "ragd ask: --threads needs a positive integer\n");
+                    return 2;
+                }
+                threads = (int)v;
+                break;
+            }
             case 'i':
                 indexes = optarg;
                 break;
@@ -278,8 +467,13 @@ static int run_ask(int argc, char **argv) {
         fprintf(stderr, "ragd ask: give exactly one question (quote it)\n%s", ask_usage);
         return 2;
     }
-    if (!url) {
-        fprintf(stderr, "ragd ask: --url is required\n%s", ask_usage);
+    if (!url && (!kb || !model)) {
+        fprintf(stderr, "ragd ask: give --kb FILE and --model DIR, or --url URL\n%s", ask_usage);
+        return 2;
+    }
+    if (url && (kb || model || embed_model)) {
+        fprintf(stderr,
+                "ragd ask: --url asks a server; --kb / --model / --embed-model are local\n");
         return 2;
     }
     if (mode && strcmp(mode, "hybrid") && strcmp(mode, "bm25") && strcmp(mode, "vector")) {
@@ -291,6 +485,9 @@ static int run_ask(int argc, char **argv) {
         fprintf(stderr, "ragd ask: the question is not valid UTF-8\n");
         return 2;
     }
+    if (!url)
+        return ask_local(kb, model, embed_model, threads, indexes, top_k, mode, max_tokens, json,
+                         q);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     int rc = ask_remote(url, api_key, indexes, top_k, mode, max_tokens, json, q);
     curl_global_cleanup();

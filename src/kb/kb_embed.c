@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "embed/embed.h"
 #include "kb/analyzer.h"
+#include "util/str.h"
 
 typedef struct hash_emb {
     ragd_kb_embedder base;
@@ -62,9 +64,21 @@ int ragd_kb_hash_embedder_create(int dim, ragd_kb_embedder **out, ragd_err *err)
     return RAGD_OK;
 }
 
+/* A BERT-family model directory through the embedding engine (embed/embed.h): batching,
+ * pooling and normalisation as the model asks. */
+typedef struct model_emb {
+    ragd_kb_embedder base;
+    ragd_embedder *engine;
+    char name[256];
+} model_emb;
+
+static int model_embed(void *ctx, const char *const *texts, const size_t *lens, size_t n,
+                       float *out, ragd_err *err) {
+    return ragd_embedder_embed(((model_emb *)ctx)->engine, texts, lens, n, out, NULL, NULL, err);
+}
+
 int ragd_kb_embedder_open(const char *spec, ragd_pool *pool, ragd_kb_embedder **out,
                           ragd_err *err) {
-    (void)pool;
     *out = NULL;
     if (!strncmp(spec, "hash:", 5)) {
         char *end;
@@ -73,12 +87,25 @@ int ragd_kb_embedder_open(const char *spec, ragd_pool *pool, ragd_kb_embedder **
             return ragd_err_set(err, RAGD_EINVAL, "bad embedder '%s' (want hash:DIM)", spec);
         return ragd_kb_hash_embedder_create((int)d, out, err);
     }
-    return ragd_err_set(err, RAGD_EUNSUPPORTED,
-                        "embedding models are not available in this build yet (the embedding "
-                        "engine is not merged); use --embed-model hash:DIM or BM25 only");
+    if (!ragd_dir_exists(spec))
+        return ragd_err_set(err, RAGD_ENOTFOUND,
+                            "embedding model directory '%s' not found (or use hash:DIM)", spec);
+    model_emb *m = calloc(1, sizeof *m);
+    if (!m) return ragd_err_set(err, RAGD_ENOMEM, "out of memory");
+    ragd_embedder_opts eo = {.model_dir = spec, .pool = pool};
+    int rc = ragd_embedder_create(&eo, &m->engine, err);
+    if (rc) {
+        free(m);
+        return rc;
+    }
+    snprintf(m->name, sizeof m->name, "%s", ragd_embedder_model_name(m->engine));
+    m->base = (ragd_kb_embedder){m, m->name, ragd_embedder_dim(m->engine), model_embed, NULL};
+    *out = &m->base;
+    return RAGD_OK;
 }
 
 void ragd_kb_embedder_close(ragd_kb_embedder *e) {
     if (!e) return;
-    free(e->ctx); /* the hash embedder's ctx is itself */
+    if (e->embed == model_embed) ragd_embedder_destroy(((model_emb *)e->ctx)->engine);
+    free(e->ctx); /* each embedder's ctx is its own allocation */
 }
