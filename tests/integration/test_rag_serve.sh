@@ -38,7 +38,8 @@ PY
 PORT=$(free_port)
 "$RAGD_BIN" serve --model "$MODEL" --embed-model "$EMBED" --kb "$TMP/demo.kb" --port "$PORT" \
   --max-num-seqs 32 >"$TMP/serve.log" 2>&1 &
-PIDS+=($!)
+SERVER=$!
+PIDS+=($SERVER)
 wait_http "http://127.0.0.1:$PORT/health" 120 || { tail -20 "$TMP/serve.log"; fail "server did not start"; }
 URL="http://127.0.0.1:$PORT"
 
@@ -206,6 +207,11 @@ grep -q "TTFT\|ttft" "$TMP/ask.err" || fail "ragd ask prints no timings"
 "$RAGD_BIN" ask --url "$URL" --index nope "问题" >/dev/null 2>"$TMP/ask.err"; [ $? -eq 1 ] || fail "ask with a missing index must exit 1"
 grep -q "nope" "$TMP/ask.err" || fail "ask does not report the missing index"
 
+# The server shuts down cleanly (under ASan: no leak or memory error was reported).
+kill -TERM "$SERVER"; wait "$SERVER"; rc=$?
+[ "$rc" -eq 0 ] || { tail -20 "$TMP/serve.log"; fail "server exit status $rc after SIGTERM"; }
+grep -q "Sanitizer" "$TMP/serve.log" && { grep -A20 "Sanitizer" "$TMP/serve.log" | head -40; fail "sanitizer report"; }
+
 # 9. An empty knowledge base gives a clear 4xx, not a crash.
 PORT2=$(free_port)
 "$RAGD_BIN" serve --model "$MODEL" --kb "$TMP/empty.kb" --port "$PORT2" >"$TMP/serve2.log" 2>&1 &
@@ -215,4 +221,6 @@ code=$(curl -s -o "$TMP/empty.json" -w '%{http_code}' "http://127.0.0.1:$PORT2/v
   -d '{"messages":[{"role":"user","content":"问题"}]}')
 [ "$code" = 400 ] || fail "empty knowledge base: HTTP $code, want 400"
 grep -q "empty" "$TMP/empty.json" || fail "empty knowledge base: unclear message: $(cat "$TMP/empty.json")"
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT2/v1/indexes")
+[ "$code" = 200 ] || fail "empty knowledge base: /v1/indexes HTTP $code"
 pass
