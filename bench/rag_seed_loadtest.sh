@@ -8,7 +8,7 @@
 # JSON to $OUT/rag_seed_loadtest.json) and the server's RAG stage histograms from /metrics.
 # Reference in the same run: the same users x loops against the same server's plain chat
 # endpoint (no retrieval, the question alone as the prompt, max_tokens 256), so the ratio
-# shows what retrieval and the ~30x longer prompts cost. RAGD_BENCH_NO_REFERENCE=1 skips it.
+# shows what retrieval and the much longer prompts cost. RAGD_BENCH_NO_REFERENCE=1 skips it.
 #   bench/rag_seed_loadtest.sh [OUT_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
