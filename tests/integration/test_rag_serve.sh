@@ -207,6 +207,19 @@ grep -q "TTFT\|ttft" "$TMP/ask.err" || fail "ragd ask prints no timings"
 "$RAGD_BIN" ask --url "$URL" --index nope "问题" >/dev/null 2>"$TMP/ask.err"; [ $? -eq 1 ] || fail "ask with a missing index must exit 1"
 grep -q "nope" "$TMP/ask.err" || fail "ask does not report the missing index"
 
+# ragd ask in-process (--kb --model --embed-model): one JSON object with answer, sources, timings.
+"$RAGD_BIN" ask --kb "$TMP/demo.kb" --model "$MODEL" --embed-model "$EMBED" --top-k 2 --max-tokens 4 --json \
+  "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[0]["q"])' "$TMP/known.json")" \
+  >"$TMP/ask.json" 2>"$TMP/ask.err" || { cat "$TMP/ask.err"; fail "ragd ask (local) failed"; }
+python3 - "$TMP/ask.json" <<'PY' || fail "ragd ask --json output: $(cat "$TMP/ask.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["finish_reason"] == "length" and len(d["sources"]) == 2, d
+assert d["timings"]["completion_tokens"] == 4 and d["timings"]["prompt_tokens"] > 100, d
+PY
+"$RAGD_BIN" ask "question" >/dev/null 2>&1; [ $? -eq 2 ] || fail "ask without --kb/--model or --url must exit 2"
+"$RAGD_BIN" ask --url "$URL" --kb "$TMP/demo.kb" "q" >/dev/null 2>&1; [ $? -eq 2 ] || fail "ask --url with --kb must exit 2"
+
 # The server shuts down cleanly (under ASan: no leak or memory error was reported).
 kill -TERM "$SERVER"; wait "$SERVER"; rc=$?
 [ "$rc" -eq 0 ] || { tail -20 "$TMP/serve.log"; fail "server exit status $rc after SIGTERM"; }
