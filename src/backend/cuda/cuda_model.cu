@@ -784,6 +784,10 @@ extern "C" int rc_forward(rc_model *m, const ragd_batch *b, float *logits, ragd_
         bt_used += nbt;
         T += s->n_new;
     }
+    if (!out && !logits && nrows > 0) {
+        msgf(msg, "forward: %d logits rows wanted but no logits buffer given", nrows);
+        return RAGD_EINVAL;
+    }
     /* split-K over the key range for small steps with long contexts */
     int nsplit = 1, slen = 1 << 30;
     if (T <= m->part_tmax && maxkv > 2 * SPLIT_MIN_KEYS) {
