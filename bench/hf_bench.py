@@ -30,6 +30,20 @@ def gen(batch, plen, new):
     return time.time() - t
 
 
+# bf16 matrix rate (the compute roofline for large decode batches and prefill)
+A = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+B = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+for _ in range(3):
+    A @ B
+torch.cuda.synchronize()
+e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+e0.record()
+for _ in range(10):
+    A @ B
+e1.record()
+torch.cuda.synchronize()
+print(f"HF/torch bf16 8192^3 matmul: {2 * 8192 ** 3 * 10 / (e0.elapsed_time(e1) * 1e-3) / 1e12:.0f} TFLOP/s")
+del A, B
 gen(1, 16, 8)  # warm-up
 t = gen(1, 128, 64)
 print(f"HF batch-1 decode: {64 / t:.1f} tok/s (64 tokens after a 128-token prompt, {t:.2f} s)")

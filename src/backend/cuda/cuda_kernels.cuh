@@ -270,14 +270,16 @@ __global__ void __launch_bounds__(ATT_THREADS)
 #pragma unroll
         for (int k = 0; k < RPT; ++k) {
             const int r = rg + k * RS;
-            if (r < R) acc[k] *= as[r];
+            if (r >= R) break;
+            acc[k] *= as[r];
         }
         for (int j = 0; j < ATT_KT; ++j) {
             const float v = __bfloat162float(Vs[j * HD + d_own]);
 #pragma unroll
             for (int k = 0; k < RPT; ++k) {
                 const int r = rg + k * RS;
-                if (r < R) acc[k] = fmaf(S[r * ATT_KT + j], v, acc[k]);
+                if (r >= R) break;
+                acc[k] = fmaf(S[r * ATT_KT + j], v, acc[k]);
             }
         }
         __syncthreads();
@@ -343,43 +345,57 @@ __device__ __forceinline__ void dot8(float &acc, const uint4 a, const uint4 b) {
     }
 }
 
-/* Skinny GEMM for M <= 8 tokens: Y[M][N] = X[M][K] * W[N][K]^T. 8 warps, 2 rows per warp,
- * 16-byte streaming loads of W. K % 8 == 0. */
-#define GEMV_ROWS_PER_WARP 2
-#define GEMV_ROWS_PER_BLOCK (8 * GEMV_ROWS_PER_WARP)
-template <int M, bool F32OUT>
-__global__ void __launch_bounds__(256)
+/* Skinny GEMM for M <= 8 tokens: Y[M][N] = X[M][K] * W[N][K]^T. 4 warps per block, RW rows per
+ * warp, U 16-byte streaming loads of W per row in flight per lane before use. K % 8 == 0. */
+#define GEMV_WARPS 4
+template <int M, int RW, bool F32OUT>
+__global__ void __launch_bounds__(GEMV_WARPS * 32)
     k_gemv(const bf16 *__restrict__ X, const bf16 *__restrict__ W, void *Y, int N, int K) {
+    constexpr int U = 8 / RW;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int n0 = blockIdx.x * GEMV_ROWS_PER_BLOCK + warp * GEMV_ROWS_PER_WARP;
+    const int n0 = (blockIdx.x * GEMV_WARPS + warp) * RW;
     if (n0 >= N) return;
-    const int n1 = n0 + 1 < N ? n0 + 1 : n0;
     const int K8 = K / 8;
-    const uint4 *w0 = (const uint4 *)(W + (size_t)n0 * K), *w1 = (const uint4 *)(W + (size_t)n1 * K);
     const uint4 *x = (const uint4 *)X;
-    float a0[M], a1[M];
+    const uint4 *w[RW];
 #pragma unroll
-    for (int m = 0; m < M; ++m) a0[m] = 0.f, a1[m] = 0.f;
-#pragma unroll 4
-    for (int k = lane; k < K8; k += 32) {
-        const uint4 wa = __ldcs(w0 + k), wb = __ldcs(w1 + k);
+    for (int r = 0; r < RW; ++r) w[r] = (const uint4 *)(W + (size_t)(n0 + r < N ? n0 + r : n0) * K);
+    float acc[RW][M];
 #pragma unroll
-        for (int m = 0; m < M; ++m) {
-            const uint4 xv = __ldg(x + (size_t)m * K8 + k);
-            dot8(a0[m], wa, xv);
-            dot8(a1[m], wb, xv);
+    for (int r = 0; r < RW; ++r)
+#pragma unroll
+        for (int m = 0; m < M; ++m) acc[r][m] = 0.f;
+    for (int k0 = lane; k0 < K8; k0 += 32 * U) {
+        uint4 wv[U][RW];
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            const int k = k0 + u * 32;
+#pragma unroll
+            for (int r = 0; r < RW; ++r) wv[u][r] = k < K8 ? __ldcs(w[r] + k) : make_uint4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            const int k = k0 + u * 32;
+            if (k >= K8) break;
+#pragma unroll
+            for (int m = 0; m < M; ++m) {
+                const uint4 xv = __ldg(x + (size_t)m * K8 + k);
+#pragma unroll
+                for (int r = 0; r < RW; ++r) dot8(acc[r][m], wv[u][r], xv);
+            }
         }
     }
 #pragma unroll
-    for (int m = 0; m < M; ++m) {
-        const float s0 = warp_sum(a0[m]), s1 = warp_sum(a1[m]);
-        if (lane == 0) {
-            if (F32OUT) {
-                ((float *)Y)[(size_t)m * N + n0] = s0;
-                if (n1 != n0) ((float *)Y)[(size_t)m * N + n1] = s1;
-            } else {
-                ((bf16 *)Y)[(size_t)m * N + n0] = __float2bfloat16(s0);
-                if (n1 != n0) ((bf16 *)Y)[(size_t)m * N + n1] = __float2bfloat16(s1);
+    for (int r = 0; r < RW; ++r) {
+        const int n = n0 + r;
+#pragma unroll
+        for (int m = 0; m < M; ++m) {
+            const float sres = warp_sum(acc[r][m]);
+            if (lane == 0 && n < N) {
+                if (F32OUT)
+                    ((float *)Y)[(size_t)m * N + n] = sres;
+                else
+                    ((bf16 *)Y)[(size_t)m * N + n] = __float2bfloat16(sres);
             }
         }
     }

@@ -601,16 +601,18 @@ static int gemm_plan_get(rc_model *m, int M, int N, int K, int f32, gemm_plan **
 
 static int gemm(rc_model *m, const bf16 *X, const bf16 *W, void *Y, int M, int N, int K, int f32, char *msg) {
     if (M <= 8) {
-        const int grid = (N + GEMV_ROWS_PER_BLOCK - 1) / GEMV_ROWS_PER_BLOCK;
-#define GV(MM)                                                                                    \
-    case MM:                                                                                      \
+        /* rows per warp: 1 for M <= 2 (most bytes in flight), more for larger M to reuse X */
+#define GV(MM, RW)                                                                                \
+    case MM: {                                                                                    \
+        const int grid = (N + GEMV_WARPS * RW - 1) / (GEMV_WARPS * RW);                           \
         if (f32)                                                                                  \
-            k_gemv<MM, true><<<grid, 256, 0, m->st>>>(X, W, Y, N, K);                             \
+            k_gemv<MM, RW, true><<<grid, GEMV_WARPS * 32, 0, m->st>>>(X, W, Y, N, K);             \
         else                                                                                      \
-            k_gemv<MM, false><<<grid, 256, 0, m->st>>>(X, W, Y, N, K);                            \
-        break;
+            k_gemv<MM, RW, false><<<grid, GEMV_WARPS * 32, 0, m->st>>>(X, W, Y, N, K);            \
+        break;                                                                                    \
+    }
         switch (M) {
-            GV(1) GV(2) GV(3) GV(4) GV(5) GV(6) GV(7) GV(8)
+            GV(1, 1) GV(2, 1) GV(3, 2) GV(4, 2) GV(5, 4) GV(6, 4) GV(7, 4) GV(8, 4)
         }
 #undef GV
         CKK();
