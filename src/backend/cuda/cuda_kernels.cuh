@@ -106,41 +106,57 @@ __global__ void k_embed(const int *tok, const bf16 *emb, float *h, int H, int V)
 }
 
 /* Row r: x = h[src] (+ delta[src]); if write_h, h[src] = x; out[r] = rmsnorm(x) * w (bf16).
- * src = rows ? rows[r] : r. grid = n_rows, block = 256. */
-__global__ void __launch_bounds__(256) k_rmsnorm(float *h, const bf16 *delta, const float *w, bf16 *out,
-                                                 const int *rows, int H, float eps, int write_h) {
+ * src = rows ? rows[r] : r. grid = n_rows, block = NORM_THREADS, H <= NORM_THREADS * NORM_VPT. */
+#define NORM_THREADS 512
+#define NORM_VPT 16
+__global__ void __launch_bounds__(NORM_THREADS) k_rmsnorm(float *h, const bf16 *delta, const float *w, bf16 *out,
+                                                          const int *rows, int H, float eps, int write_h) {
     __shared__ float red[33];
     const int r = blockIdx.x;
     const int src = rows ? rows[r] : r;
     float *hr = h + (size_t)src * H;
     const bf16 *dr = delta ? delta + (size_t)src * H : NULL;
+    float v[NORM_VPT];
     float ss = 0.f;
-    for (int i = threadIdx.x; i < H; i += blockDim.x) {
-        float x = hr[i];
-        if (dr) x += __bfloat162float(dr[i]);
-        if (write_h) hr[i] = x;
-        ss += x * x;
+#pragma unroll
+    for (int k = 0; k < NORM_VPT; ++k) {
+        const int i = threadIdx.x + k * NORM_THREADS;
+        v[k] = i < H ? hr[i] : 0.f;
+    }
+    if (dr) {
+#pragma unroll
+        for (int k = 0; k < NORM_VPT; ++k) {
+            const int i = threadIdx.x + k * NORM_THREADS;
+            if (i < H) v[k] += __bfloat162float(dr[i]);
+        }
+    }
+#pragma unroll
+    for (int k = 0; k < NORM_VPT; ++k) {
+        const int i = threadIdx.x + k * NORM_THREADS;
+        if (i < H && write_h && dr) hr[i] = v[k];
+        ss += v[k] * v[k];
     }
     ss = block_sum(ss, red);
     const float inv = rsqrtf(ss / (float)H + eps);
-    for (int i = threadIdx.x; i < H; i += blockDim.x) {
-        float x = hr[i];
-        if (dr && !write_h) x += __bfloat162float(dr[i]);
-        out[(size_t)r * H + i] = __float2bfloat16(x * inv * w[i]);
+#pragma unroll
+    for (int k = 0; k < NORM_VPT; ++k) {
+        const int i = threadIdx.x + k * NORM_THREADS;
+        if (i < H) out[(size_t)r * H + i] = __float2bfloat16(v[k] * inv * w[i]);
     }
 }
 
 /* QKV bias + RoPE (rotate-half) + KV-cache write. qkv row: [q (nh*hd) | k (nkv*hd) | v].
- * rope: [max_pos][hd/2] (cos, sin). grid = T. */
+ * rope: [max_pos][hd/2] (cos, sin). grid = (items / blockDim, T), one item per thread. */
 __global__ void k_qkv_rope(const bf16 *qkv, const float *bias, const float2 *rope, const int *pos,
                            const int *slot, bf16 *q, bf16 *kc, bf16 *vc, int nh, int nkv, int hd) {
-    const int t = blockIdx.x;
+    const int t = blockIdx.y;
     const int half = hd / 2, W = (nh + 2 * nkv) * hd;
     const bf16 *row = qkv + (size_t)t * W;
     const float2 *rp = rope + (size_t)pos[t] * half;
     const size_t s = (size_t)slot[t];
     const int nq = nh * half, nk = nkv * half;
-    for (int i = threadIdx.x; i < nq + nk + nkv * hd; i += blockDim.x) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < nq + nk + nkv * hd) {
         if (i < nq + nk) {
             const int hh = i / half, j = i % half; /* head among q heads then k heads */
             const int c0 = hh * hd + j, c1 = c0 + half;
@@ -209,7 +225,10 @@ __global__ void __launch_bounds__(ATT_THREADS)
     const int d_own = tid % HD, rg = tid / HD;
     __syncthreads();
     for (int k0 = kbeg; k0 < kend; k0 += ATT_KT) {
-        for (int c = tid; c < ATT_KT * (HD / 8); c += ATT_THREADS) {
+        constexpr int NLD = ATT_KT * (HD / 8) / ATT_THREADS;
+#pragma unroll
+        for (int ci = 0; ci < NLD; ++ci) {
+            const int c = tid + ci * ATT_THREADS;
             const int j = c / (HD / 8), d8 = (c % (HD / 8)) * 8, kp = k0 + j;
             uint4 k4 = make_uint4(0, 0, 0, 0), v4 = make_uint4(0, 0, 0, 0);
             if (kp < kend) {
@@ -345,16 +364,18 @@ __device__ __forceinline__ void dot8(float &acc, const uint4 a, const uint4 b) {
     }
 }
 
-/* Skinny GEMM for M <= 8 tokens: Y[M][N] = X[M][K] * W[N][K]^T. 4 warps per block, RW rows per
- * warp, U 16-byte streaming loads of W per row in flight per lane before use. K % 8 == 0. */
+/* Skinny GEMM for M <= 8 tokens: Y[M][N] = X[M][K] * W[N][K]^T. One block of GEMV_WARPS warps
+ * computes RW output rows; all its threads stride over K with U 16-byte streaming loads of W per
+ * row in flight before use, then the warps' partial sums meet in shared memory. K % 8 == 0. */
 #define GEMV_WARPS 4
 template <int M, int RW, bool F32OUT>
 __global__ void __launch_bounds__(GEMV_WARPS * 32)
     k_gemv(const bf16 *__restrict__ X, const bf16 *__restrict__ W, void *Y, int N, int K) {
     constexpr int U = 8 / RW;
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int n0 = (blockIdx.x * GEMV_WARPS + warp) * RW;
-    if (n0 >= N) return;
+    constexpr int NT = GEMV_WARPS * 32;
+    __shared__ float red[GEMV_WARPS][RW * M];
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int n0 = blockIdx.x * RW;
     const int K8 = K / 8;
     const uint4 *x = (const uint4 *)X;
     const uint4 *w[RW];
@@ -365,17 +386,17 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32)
     for (int r = 0; r < RW; ++r)
 #pragma unroll
         for (int m = 0; m < M; ++m) acc[r][m] = 0.f;
-    for (int k0 = lane; k0 < K8; k0 += 32 * U) {
+    for (int k0 = tid; k0 < K8; k0 += NT * U) {
         uint4 wv[U][RW];
 #pragma unroll
         for (int u = 0; u < U; ++u) {
-            const int k = k0 + u * 32;
+            const int k = k0 + u * NT;
 #pragma unroll
             for (int r = 0; r < RW; ++r) wv[u][r] = k < K8 ? __ldcs(w[r] + k) : make_uint4(0, 0, 0, 0);
         }
 #pragma unroll
         for (int u = 0; u < U; ++u) {
-            const int k = k0 + u * 32;
+            const int k = k0 + u * NT;
             if (k >= K8) break;
 #pragma unroll
             for (int m = 0; m < M; ++m) {
@@ -386,37 +407,59 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32)
         }
     }
 #pragma unroll
-    for (int r = 0; r < RW; ++r) {
-        const int n = n0 + r;
+    for (int r = 0; r < RW; ++r)
 #pragma unroll
         for (int m = 0; m < M; ++m) {
             const float sres = warp_sum(acc[r][m]);
-            if (lane == 0 && n < N) {
-                if (F32OUT)
-                    ((float *)Y)[(size_t)m * N + n] = sres;
-                else
-                    ((bf16 *)Y)[(size_t)m * N + n] = __float2bfloat16(sres);
-            }
+            if (lane == 0) red[warp][r * M + m] = sres;
         }
+    __syncthreads();
+    for (int i = tid; i < RW * M; i += NT) {
+        const int r = i / M, m = i % M, n = n0 + r;
+        if (n >= N) continue;
+        float sres = 0.f;
+#pragma unroll
+        for (int wi = 0; wi < GEMV_WARPS; ++wi) sres += red[wi][i];
+        if (F32OUT)
+            ((float *)Y)[(size_t)m * N + n] = sres;
+        else
+            ((bf16 *)Y)[(size_t)m * N + n] = __float2bfloat16(sres);
     }
 }
 
 /* ---------------- sampling: one block of 1024 threads per logits row ---------------- */
-#define SAMPLE_THREADS 1024
+#define SAMPLE_THREADS 512
+
+/* Apply f(value, index) to every logit of a row: float4 loads when V % 4 == 0. */
+template <typename F>
+__device__ __forceinline__ void row_foreach(const float *lg, int V, F f) {
+    if ((V & 3) == 0) {
+        const float4 *l4 = (const float4 *)lg;
+        const int V4 = V >> 2;
+#pragma unroll 4
+        for (int i = threadIdx.x; i < V4; i += blockDim.x) {
+            const float4 q = l4[i];
+            f(q.x, 4 * i), f(q.y, 4 * i + 1), f(q.z, 4 * i + 2), f(q.w, 4 * i + 3);
+        }
+    } else {
+        for (int i = threadIdx.x; i < V; i += blockDim.x) f(lg[i], i);
+    }
+}
 
 __device__ float count_ge(const float *lg, int V, float m, float invT, float tau, float *red) {
     float c = 0.f;
-    for (int i = threadIdx.x; i < V; i += blockDim.x) c += ((lg[i] - m) * invT >= tau) ? 1.f : 0.f;
+    row_foreach(lg, V, [&](float x, int) { c += ((x - m) * invT >= tau) ? 1.f : 0.f; });
     return block_sum(c, red);
 }
 __device__ float mass_ge(const float *lg, int V, float m, float invT, float tau, float *red) {
     float c = 0.f;
-    for (int i = threadIdx.x; i < V; i += blockDim.x) {
-        const float z = (lg[i] - m) * invT;
+    row_foreach(lg, V, [&](float x, int) {
+        const float z = (x - m) * invT;
         if (z >= tau) c += __expf(z);
-    }
+    });
     return block_sum(c, red);
 }
+#define SAMPLE_BISECT 28
 
 __global__ void __launch_bounds__(SAMPLE_THREADS)
     k_sample(float *logits, int V, const rc_sp *sps, const int *hist, ragd_sample_out *outs) {
@@ -444,18 +487,21 @@ __global__ void __launch_bounds__(SAMPLE_THREADS)
         }
         __syncthreads();
     }
-    /* max, argmax, log-sum-exp */
-    float bv = -INFINITY;
+    /* max, argmax and log-sum-exp in one pass (online rescaling) */
+    float bv = -INFINITY, se = 0.f;
     int bi = 0x7fffffff;
-    for (int i = tid; i < V; i += blockDim.x) {
-        const float x = lg[i];
-        if (x > bv) bv = x, bi = i;
-    }
+    row_foreach(lg, V, [&](float x, int i) {
+        if (x == -INFINITY) return;
+        if (x > bv) {
+            se = se * __expf(bv - x) + 1.f;
+            bv = x, bi = i;
+        } else {
+            se += __expf(x - bv);
+        }
+    });
     const int amax = block_argmax(bv, bi, red, redi);
     const float m = lg[amax];
-    float se = 0.f;
-    for (int i = tid; i < V; i += blockDim.x) se += __expf(lg[i] - m);
-    const float lse = m + logf(block_sum(se, red));
+    const float lse = m + logf(block_sum(bv == -INFINITY ? 0.f : se * __expf(bv - m), red));
     int token = amax;
     if (p.temp > 0.f) {
         const float invT = 1.f / p.temp;
@@ -464,12 +510,11 @@ __global__ void __launch_bounds__(SAMPLE_THREADS)
             if (count_ge(lg, V, m, invT, 0.f, red) >= (float)p.top_k) {
                 tau = 0.f;
             } else {
-                float lo = -1e30f;
                 float mn = INFINITY;
-                for (int i = tid; i < V; i += blockDim.x) mn = fminf(mn, (lg[i] - m) * invT);
-                lo = -block_max(-mn, red);
+                row_foreach(lg, V, [&](float x, int) { mn = fminf(mn, (x - m) * invT); });
+                float lo = -block_max(-mn, red);
                 float hi = 0.f;
-                for (int it = 0; it < 40; ++it) {
+                for (int it = 0; it < SAMPLE_BISECT; ++it) {
                     const float mid = 0.5f * (lo + hi);
                     if (count_ge(lg, V, m, invT, mid, red) >= (float)p.top_k)
                         lo = mid;
@@ -483,7 +528,7 @@ __global__ void __launch_bounds__(SAMPLE_THREADS)
             float lo = tau;
             if (lo == -INFINITY) {
                 float mn = INFINITY;
-                for (int i = tid; i < V; i += blockDim.x) mn = fminf(mn, (lg[i] - m) * invT);
+                row_foreach(lg, V, [&](float x, int) { mn = fminf(mn, (x - m) * invT); });
                 lo = -block_max(-mn, red);
             }
             const float target = p.top_p * mass_ge(lg, V, m, invT, lo, red);
@@ -491,7 +536,7 @@ __global__ void __launch_bounds__(SAMPLE_THREADS)
                 lo = 0.f;
             } else {
                 float hi = 0.f;
-                for (int it = 0; it < 40; ++it) {
+                for (int it = 0; it < SAMPLE_BISECT; ++it) {
                     const float mid = 0.5f * (lo + hi);
                     if (mass_ge(lg, V, m, invT, mid, red) >= target)
                         lo = mid;

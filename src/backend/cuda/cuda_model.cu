@@ -67,7 +67,7 @@ struct gemm_plan {
 #define N_GRAPH_BUCKETS 10
 static const int k_buckets[N_GRAPH_BUCKETS] = {1, 2, 4, 8, 16, 32, 64, 128, 192, 256};
 #define SPLIT_MAX_T 256    /* split the key range only for steps of at most this many tokens */
-#define SPLIT_MIN_KEYS 256 /* keys per partition, at least */
+#define SPLIT_MIN_KEYS 128 /* keys per partition, at least */
 #define LOGIT_CHUNK_MIN 64
 
 struct rc_model {
@@ -281,6 +281,10 @@ extern "C" int rc_create(const rc_model_src *src, int device, float util, int ma
     const int hd = c->head_dim;
     if (hd != 16 && hd != 32 && hd != 64 && hd != 128) {
         msgf(msg, "head_dim %d is not supported by the CUDA backend (16, 32, 64, 128)", hd);
+        return RAGD_EUNSUPPORTED;
+    }
+    if (c->hidden > NORM_THREADS * NORM_VPT) {
+        msgf(msg, "hidden size %d exceeds the CUDA backend's limit %d", c->hidden, NORM_THREADS * NORM_VPT);
         return RAGD_EUNSUPPORTED;
     }
     if (c->hidden % 8 || c->ffn % 8 || c->n_heads % c->n_kv_heads || c->n_heads / c->n_kv_heads > ATT_RMAX) {
@@ -604,7 +608,7 @@ static int gemm(rc_model *m, const bf16 *X, const bf16 *W, void *Y, int M, int N
         /* rows per warp: 1 for M <= 2 (most bytes in flight), more for larger M to reuse X */
 #define GV(MM, RW)                                                                                \
     case MM: {                                                                                    \
-        const int grid = (N + GEMV_WARPS * RW - 1) / (GEMV_WARPS * RW);                           \
+        const int grid = (N + RW - 1) / RW;                                                       \
         if (f32)                                                                                  \
             k_gemv<MM, RW, true><<<grid, GEMV_WARPS * 32, 0, m->st>>>(X, W, Y, N, K);             \
         else                                                                                      \
@@ -666,21 +670,22 @@ static int run_layers(rc_model *m, int T, int ntiles, int nsplit_grid, int use_p
     const int *md = m->meta_d;
     const int H = m->H, NL = m->cfg.n_layers;
     const float eps = m->cfg.rms_eps;
+    const int qkv_items = (m->nh + m->nkv) * m->hd / 2 + m->nkv * m->hd;
     k_embed<<<T, 256, 0, m->st>>>(md + m->o_tok, m->embed, m->h, H, m->V);
     CKK();
     for (int l = 0; l < NL; ++l) {
         const rc_layer *L = &m->L[l];
         bf16 *kc = m->kv + (size_t)(2 * l) * m->kv_layer, *vc = kc + m->kv_layer;
-        k_rmsnorm<<<T, 256, 0, m->st>>>(m->h, l ? m->delta : NULL, L->ln1, m->xn, NULL, H, eps, 1);
+        k_rmsnorm<<<T, NORM_THREADS, 0, m->st>>>(m->h, l ? m->delta : NULL, L->ln1, m->xn, NULL, H, eps, 1);
         CKK();
         TRY(gemm(m, m->xn, L->wqkv, m->qkv, T, m->qkvw, H, 0, msg));
-        k_qkv_rope<<<T, 128, 0, m->st>>>(m->qkv, L->bqkv, m->rope, md + m->o_pos, md + m->o_slot, m->q, kc, vc,
+        k_qkv_rope<<<dim3((qkv_items + 127) / 128, T), 128, 0, m->st>>>(m->qkv, L->bqkv, m->rope, md + m->o_pos, md + m->o_slot, m->q, kc, vc,
                                          m->nh, m->nkv, m->hd);
         CKK();
         TRY(launch_attn(m, kc, vc, ntiles, nsplit_grid, use_part, msg));
         if (use_part) TRY(launch_reduce(m, T, msg));
         TRY(gemm(m, m->att, L->wo, m->delta, T, H, m->nh * m->hd, 0, msg));
-        k_rmsnorm<<<T, 256, 0, m->st>>>(m->h, m->delta, L->ln2, m->xn, NULL, H, eps, 1);
+        k_rmsnorm<<<T, NORM_THREADS, 0, m->st>>>(m->h, m->delta, L->ln2, m->xn, NULL, H, eps, 1);
         CKK();
         TRY(gemm(m, m->xn, L->wgu, m->gu, T, 2 * m->ffn, H, 0, msg));
         {
@@ -845,7 +850,7 @@ extern "C" int rc_forward(rc_model *m, const ragd_batch *b, float *logits, ragd_
     int out_i = 0;
     for (int r0 = 0; r0 < nrows; r0 += m->LCH) {
         const int nr = nrows - r0 < m->LCH ? nrows - r0 : m->LCH;
-        k_rmsnorm<<<nr, 256, 0, m->st>>>(m->h, m->delta, m->fnorm, m->xo, m->meta_d + m->o_rows + r0, m->H,
+        k_rmsnorm<<<nr, NORM_THREADS, 0, m->st>>>(m->h, m->delta, m->fnorm, m->xo, m->meta_d + m->o_rows + r0, m->H,
                                          m->cfg.rms_eps, 0);
         CKK();
         TRY(gemm(m, m->xo, m->lm_head, m->logits, nr, m->V, m->H, 1, msg));
