@@ -292,6 +292,9 @@ __global__ void __launch_bounds__(ATT_THREADS)
             if (r >= R) break;
             acc[k] *= as[r];
         }
+        /* j stays rolled: a fully unrolled j x k nest (64 x 64 bodies) overflows the
+         * instruction cache */
+#pragma unroll 2
         for (int j = 0; j < ATT_KT; ++j) {
             const float v = __bfloat162float(Vs[j * HD + d_own]);
 #pragma unroll
