@@ -20,7 +20,8 @@ typedef __nv_bfloat162 bf162;
 /* Attention tiling. */
 #define ATT_THREADS 128
 #define ATT_KT 64   /* keys per shared-memory tile */
-#define ATT_RMAX 64 /* query rows (tokens x heads of one KV group) per block */
+#define ATT_RMAX 32   /* query rows (tokens x heads of one KV group) per block: prefill variant */
+#define ATT_RMAX_DEC 8 /* decode variant (one token x G <= 8 heads): less shared memory, more blocks */
 #define ATT_NSMAX 32 /* most split-K partitions */
 
 /* Per-row sampling parameters on the device. */
@@ -188,21 +189,21 @@ __global__ void k_qkv_rope(const bf16 *qkv, const float *bias, const float2 *rop
  * tiles[4*i] = {first token row, cnt, position of first token, offset into bt}.
  * split[0] = partitions in use, split[1] = keys per partition.
  * use_part: write normalised partial outputs + (max, sum) for k_attn_reduce; else final. */
-template <int HD>
+template <int HD, int RMX>
 __global__ void __launch_bounds__(ATT_THREADS)
     k_attn(const bf16 *__restrict__ q, const bf16 *__restrict__ kc, const bf16 *__restrict__ vc,
            bf16 *out, float *po, float *pml, const int *tiles, const int *bt, const int *split, int G,
            int nh, int nkv, int bs, float scale, int use_part) {
     constexpr int RS = ATT_THREADS / HD;  /* row groups */
-    constexpr int RPT = ATT_RMAX / RS;    /* rows per thread */
+    constexpr int RPT = RMX / RS;         /* rows per thread */
     constexpr int KP = HD + 2;            /* padded K row (bank-conflict free) */
     extern __shared__ float smem[];
-    float *Qs = smem;                      /* [RMAX][HD] */
-    float *S = Qs + ATT_RMAX * HD;         /* [RMAX][KT] */
-    float *ms = S + ATT_RMAX * ATT_KT;     /* [RMAX] */
-    float *ls = ms + ATT_RMAX;
-    float *as = ls + ATT_RMAX;
-    bf16 *Ks = (bf16 *)(as + ATT_RMAX);    /* [KT][KP] */
+    float *Qs = smem;                      /* [RMX][HD] */
+    float *S = Qs + RMX * HD;              /* [RMX][KT] */
+    float *ms = S + RMX * ATT_KT;          /* [RMX] */
+    float *ls = ms + RMX;
+    float *as = ls + RMX;
+    bf16 *Ks = (bf16 *)(as + RMX);         /* [KT][KP] */
     bf16 *Vs = Ks + ATT_KT * KP;           /* [KT][HD] */
     const int tile = blockIdx.x, kvh = blockIdx.y, sp = blockIdx.z;
     const int tok0 = tiles[tile * 4], cnt = tiles[tile * 4 + 1], pos0 = tiles[tile * 4 + 2];
@@ -218,7 +219,7 @@ __global__ void __launch_bounds__(ATT_THREADS)
         const int r = i / HD, d = i % HD, t = r / G, g = r % G;
         Qs[i] = __bfloat162float(q[(size_t)(tok0 + t) * nh * HD + (kvh * G + g) * HD + d]) * scale;
     }
-    for (int r = tid; r < ATT_RMAX; r += ATT_THREADS) ms[r] = -INFINITY, ls[r] = 0.f, as[r] = 1.f;
+    for (int r = tid; r < RMX; r += ATT_THREADS) ms[r] = -INFINITY, ls[r] = 0.f, as[r] = 1.f;
     float acc[RPT];
 #pragma unroll
     for (int k = 0; k < RPT; ++k) acc[k] = 0.f;

@@ -109,7 +109,7 @@ struct rc_model {
     /* graphs */
     int graphs_on;
     cudaGraphExec_t graph[N_GRAPH_BUCKETS];
-    int att_smem;
+    int att_smem, att_smem_dec;
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -130,8 +130,8 @@ extern "C" int rc_device_name(int device, char *name, size_t len) {
     return RAGD_OK;
 }
 
-static size_t att_smem_bytes(int hd) {
-    return (size_t)(ATT_RMAX * hd + ATT_RMAX * ATT_KT + 3 * ATT_RMAX) * sizeof(float) +
+static size_t att_smem_bytes(int hd, int rm) {
+    return (size_t)(rm * hd + rm * ATT_KT + 3 * rm) * sizeof(float) +
            (size_t)(ATT_KT * (hd + 2) + ATT_KT * hd) * sizeof(bf16);
 }
 
@@ -457,13 +457,19 @@ extern "C" int rc_create(const rc_model_src *src, int device, float util, int ma
         CKF(cudaMallocHost((void **)&m->sp_h, (size_t)m->LCH * sizeof(rc_sp)));
         CKF(cudaMallocHost((void **)&m->so_h, (size_t)m->LCH * sizeof(ragd_sample_out)));
         CKF(cudaMallocHost((void **)&m->hist_h, m->hist_cap * sizeof(int)));
-        m->att_smem = (int)att_smem_bytes(hd);
+        m->att_smem = (int)att_smem_bytes(hd, ATT_RMAX);
+        m->att_smem_dec = (int)att_smem_bytes(hd, ATT_RMAX_DEC);
+#define ATTR(HD)                                                                                  \
+    CKF(cudaFuncSetAttribute(k_attn<HD, ATT_RMAX>, cudaFuncAttributeMaxDynamicSharedMemorySize, m->att_smem)); \
+    CKF(cudaFuncSetAttribute(k_attn<HD, ATT_RMAX_DEC>, cudaFuncAttributeMaxDynamicSharedMemorySize,           \
+                             m->att_smem_dec))
         switch (hd) {
-        case 16: CKF(cudaFuncSetAttribute(k_attn<16>, cudaFuncAttributeMaxDynamicSharedMemorySize, m->att_smem)); break;
-        case 32: CKF(cudaFuncSetAttribute(k_attn<32>, cudaFuncAttributeMaxDynamicSharedMemorySize, m->att_smem)); break;
-        case 64: CKF(cudaFuncSetAttribute(k_attn<64>, cudaFuncAttributeMaxDynamicSharedMemorySize, m->att_smem)); break;
-        default: CKF(cudaFuncSetAttribute(k_attn<128>, cudaFuncAttributeMaxDynamicSharedMemorySize, m->att_smem)); break;
+        case 16: ATTR(16); break;
+        case 32: ATTR(32); break;
+        case 64: ATTR(64); break;
+        default: ATTR(128); break;
         }
+#undef ATTR
         m->rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)m;
     }
     *out = m;
@@ -632,22 +638,28 @@ static int gemm(rc_model *m, const bf16 *X, const bf16 *W, void *Y, int M, int N
 
 /* ------------------------------------------------------------------------------------------ */
 static int launch_attn(rc_model *m, const bf16 *kc, const bf16 *vc, int ntiles, int nsplit_grid, int use_part,
-                       char *msg) {
+                       int dec, char *msg) {
     const int *md = m->meta_d;
     dim3 grid(ntiles, m->nkv, nsplit_grid);
     const float scale = 1.f / sqrtf((float)m->hd);
-#define ATT(HD)                                                                                   \
-    k_attn<HD><<<grid, ATT_THREADS, m->att_smem, m->st>>>(m->q, kc, vc, m->att, m->po, m->pml,    \
-                                                          md + m->o_tile, md + m->o_bt,           \
-                                                          md + m->o_split, m->G, m->nh, m->nkv,   \
-                                                          m->bs, scale, use_part)
+#define ATT(HD, RM, SM)                                                                           \
+    k_attn<HD, RM><<<grid, ATT_THREADS, SM, m->st>>>(m->q, kc, vc, m->att, m->po, m->pml,         \
+                                                     md + m->o_tile, md + m->o_bt,                \
+                                                     md + m->o_split, m->G, m->nh, m->nkv,        \
+                                                     m->bs, scale, use_part)
+#define ATT2(HD)                                                                                  \
+    if (dec)                                                                                      \
+        ATT(HD, ATT_RMAX_DEC, m->att_smem_dec);                                                   \
+    else                                                                                          \
+        ATT(HD, ATT_RMAX, m->att_smem)
     switch (m->hd) {
-    case 16: ATT(16); break;
-    case 32: ATT(32); break;
-    case 64: ATT(64); break;
-    default: ATT(128); break;
+    case 16: ATT2(16); break;
+    case 32: ATT2(32); break;
+    case 64: ATT2(64); break;
+    default: ATT2(128); break;
     }
 #undef ATT
+#undef ATT2
     CKK();
     return RAGD_OK;
 }
@@ -666,7 +678,7 @@ static int launch_reduce(rc_model *m, int T, char *msg) {
 }
 
 /* Embedding + all decoder layers for T token rows (metadata already on the device). */
-static int run_layers(rc_model *m, int T, int ntiles, int nsplit_grid, int use_part, char *msg) {
+static int run_layers(rc_model *m, int T, int ntiles, int nsplit_grid, int use_part, int dec, char *msg) {
     const int *md = m->meta_d;
     const int H = m->H, NL = m->cfg.n_layers;
     const float eps = m->cfg.rms_eps;
@@ -682,7 +694,7 @@ static int run_layers(rc_model *m, int T, int ntiles, int nsplit_grid, int use_p
         k_qkv_rope<<<dim3((qkv_items + 127) / 128, T), 128, 0, m->st>>>(m->qkv, L->bqkv, m->rope, md + m->o_pos, md + m->o_slot, m->q, kc, vc,
                                          m->nh, m->nkv, m->hd);
         CKK();
-        TRY(launch_attn(m, kc, vc, ntiles, nsplit_grid, use_part, msg));
+        TRY(launch_attn(m, kc, vc, ntiles, nsplit_grid, use_part, dec, msg));
         if (use_part) TRY(launch_reduce(m, T, msg));
         TRY(gemm(m, m->att, L->wo, m->delta, T, H, m->nh * m->hd, 0, msg));
         k_rmsnorm<<<T, NORM_THREADS, 0, m->st>>>(m->h, m->delta, L->ln2, m->xn, NULL, H, eps, 1);
@@ -797,8 +809,9 @@ extern "C" int rc_forward(rc_model *m, const ragd_batch *b, float *logits, ragd_
     }
     /* split-K over the key range for small steps with long contexts */
     int nsplit = 1, slen = 1 << 30;
-    if (T <= m->part_tmax && maxkv > 2 * SPLIT_MIN_KEYS) {
-        nsplit = (maxkv + SPLIT_MIN_KEYS - 1) / SPLIT_MIN_KEYS;
+    const int min_keys = all_decode ? ATT_KT : SPLIT_MIN_KEYS;
+    if (T <= m->part_tmax && maxkv > 2 * min_keys) {
+        nsplit = (maxkv + min_keys - 1) / min_keys;
         if (nsplit > ATT_NSMAX) nsplit = ATT_NSMAX;
         slen = (maxkv + nsplit - 1) / nsplit;
         slen = (slen + ATT_KT - 1) / ATT_KT * ATT_KT;
@@ -830,7 +843,7 @@ extern "C" int rc_forward(rc_model *m, const ragd_batch *b, float *logits, ragd_
         if (!m->graph[gb]) {
             cudaGraph_t g;
             CK(cudaStreamBeginCapture(m->st, cudaStreamCaptureModeThreadLocal));
-            int rc = run_layers(m, Tr, ntr, ATT_NSMAX, 1, msg);
+            int rc = run_layers(m, Tr, ntr, ATT_NSMAX, 1, m->G <= ATT_RMAX_DEC, msg);
             cudaError_t e = cudaStreamEndCapture(m->st, &g);
             if (rc != RAGD_OK) {
                 if (e == cudaSuccess) cudaGraphDestroy(g);
@@ -844,7 +857,7 @@ extern "C" int rc_forward(rc_model *m, const ragd_batch *b, float *logits, ragd_
         CK(cudaGraphLaunch(m->graph[gb], m->st));
     } else {
         const int use_part = nsplit > 1;
-        TRY(run_layers(m, T, ntiles, use_part ? nsplit : 1, use_part, msg));
+        TRY(run_layers(m, T, ntiles, use_part ? nsplit : 1, use_part, all_decode && m->G <= ATT_RMAX_DEC, msg));
     }
     /* final norm + LM head over the wanted rows, in chunks */
     int out_i = 0;
