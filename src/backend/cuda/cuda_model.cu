@@ -110,6 +110,7 @@ struct rc_model {
     int graphs_on;
     cudaGraphExec_t graph[N_GRAPH_BUCKETS];
     int att_smem, att_smem_dec;
+    int gemv_rw;
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -312,6 +313,9 @@ extern "C" int rc_create(const rc_model_src *src, int device, float util, int ma
     m->part_tmax = m->Tmax < SPLIT_MAX_T ? m->Tmax : SPLIT_MAX_T;
     if (m->part_tmax < k_buckets[N_GRAPH_BUCKETS - 1] && m->Smax > m->part_tmax) m->part_tmax = m->Smax;
     m->graphs_on = 1;
+    m->gemv_rw = 4;
+    const char *rw = getenv("RAGD_CUDA_GEMV_RW");
+    if (rw && atoi(rw) >= 1) m->gemv_rw = atoi(rw);
     const char *g = getenv("RAGD_CUDA_GRAPHS");
     if (g && g[0] == '0') m->graphs_on = 0;
     int rc = RAGD_OK;
@@ -611,19 +615,29 @@ static int gemm_plan_get(rc_model *m, int M, int N, int K, int f32, gemm_plan **
 
 static int gemm(rc_model *m, const bf16 *X, const bf16 *W, void *Y, int M, int N, int K, int f32, char *msg) {
     if (M <= 8) {
-        /* rows per warp: 1 for M <= 2 (most bytes in flight), more for larger M to reuse X */
-#define GV(MM, RW)                                                                                \
-    case MM: {                                                                                    \
+        /* rows per block: 1 for M <= 2 (most bytes in flight), more for larger M to reuse X;
+         * capped by RAGD_CUDA_GEMV_RW (tuning knob) */
+#define GV1(MM, RW)                                                                               \
+    {                                                                                             \
         const int grid = (N + RW - 1) / RW;                                                       \
         if (f32)                                                                                  \
             k_gemv<MM, RW, true><<<grid, GEMV_WARPS * 32, 0, m->st>>>(X, W, Y, N, K);             \
         else                                                                                      \
             k_gemv<MM, RW, false><<<grid, GEMV_WARPS * 32, 0, m->st>>>(X, W, Y, N, K);            \
-        break;                                                                                    \
     }
+#define GV(MM, RW)                                                                                \
+    case MM:                                                                                      \
+        if (RW >= 4 && m->gemv_rw >= 4)                                                           \
+            GV1(MM, 4)                                                                            \
+        else if (RW >= 2 && m->gemv_rw >= 2)                                                      \
+            GV1(MM, 2)                                                                            \
+        else                                                                                      \
+            GV1(MM, 1)                                                                            \
+        break;
         switch (M) {
             GV(1, 1) GV(2, 1) GV(3, 2) GV(4, 2) GV(5, 4) GV(6, 4) GV(7, 4) GV(8, 4)
         }
+#undef GV1
 #undef GV
         CKK();
         return RAGD_OK;
