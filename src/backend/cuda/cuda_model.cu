@@ -627,7 +627,9 @@ static int gemm(rc_model *m, const bf16 *X, const bf16 *W, void *Y, int M, int N
     }
 #define GV(MM, RW)                                                                                \
     case MM:                                                                                      \
-        if (RW >= 4 && m->gemv_rw >= 4)                                                           \
+        if (MM >= 5 && m->gemv_rw >= 8)                                                           \
+            GV1(MM, 8)                                                                            \
+        else if (RW >= 4 && m->gemv_rw >= 4)                                                      \
             GV1(MM, 4)                                                                            \
         else if (RW >= 2 && m->gemv_rw >= 2)                                                      \
             GV1(MM, 2)                                                                            \
