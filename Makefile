@@ -5,17 +5,20 @@
 #   make test       set up, build and run the whole suite twice: normal, then ASan+UBSan
 #   make build      release build in build/
 #   make format     clang-format in place;  make format-check  fails on unformatted code
+#   make fuzz       build the libFuzzer targets with clang in build-fuzz/ and run each briefly
 #   make bench-*    benchmarks (see docs/PERFORMANCE.md)
 
 JOBS ?= $(shell nproc)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 20
 CMAKE_FLAGS ?=
 ifeq ($(RAGD_CUDA),OFF)
 CMAKE_FLAGS += -DRAGD_CUDA=OFF
 endif
 
-.PHONY: all setup build build-asan test test-normal test-asan run format format-check clean
+.PHONY: all setup build build-asan test test-normal test-asan fuzz run format format-check clean
 
 all: build
 
@@ -39,7 +42,14 @@ test-asan: build-asan
 	@echo "=== test suite (ASan + UBSan build) ==="
 	@cd $(ASAN_BUILD) && RAGD_SANITIZED=1 ctest --output-on-failure -j $(JOBS)
 
-test: format-check test-normal test-asan
+# libFuzzer targets (tests/fuzz/), clang + ASan + UBSan, FUZZ_SECONDS each.
+fuzz: setup
+	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DRAGD_FUZZ=ON -DRAGD_TESTS=OFF -DRAGD_CUDA=OFF >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzzers
+	@echo "=== fuzzers ($(FUZZ_SECONDS)s each) ==="
+	@bash tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+test: format-check test-normal test-asan fuzz
 
 run: build
 	@bash scripts/run.sh
@@ -54,4 +64,4 @@ format-check:
 	 echo "format-check: ok"
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -3,8 +3,8 @@
  *   cuda_bench golden <model_dir> <golden.json>     bf16-tolerance check against transformers f32
  *                                                   (+ chunked prefill, batched = alone, sampling)
  *   cuda_bench decode <model_dir> [batch] [ctx] [steps]   decode tok/s vs copy-bandwidth roofline
- *   cuda_bench suite <model_dir>                    decode at batch 1/8/64/256 + seed 5x4 + 64/256 users
- *   cuda_bench seed <model_dir> [users] [loops] [prompt] [out]  seed-workload emulation at the
+ *   cuda_bench suite <model_dir>                    decode at batch 1/8/64/256 + seed 5x4 + 64/256
+ * users cuda_bench seed <model_dir> [users] [loops] [prompt] [out]  seed-workload emulation at the
  *                                                   backend level (continuous batches, no HTTP)
  * Exit status: 0 pass, 1 check failed / runtime error, 2 usage.
  */
@@ -84,7 +84,8 @@ static void feed(seq *s, const int32_t *toks, int n, int chunk, int all, float *
         bs.want_logits = !all && logits && i + k == n;
         ragd_batch b = {1, &bs};
         float *dst = logits ? (all ? logits + (size_t)i * g_V : logits) : NULL;
-        if (g_be->ops->forward(g_be, &b, (bs.want_logits || all) ? dst : NULL, &e)) die("forward", &e);
+        if (g_be->ops->forward(g_be, &b, (bs.want_logits || all) ? dst : NULL, &e))
+            die("forward", &e);
         s->n += k;
     }
 }
@@ -96,7 +97,9 @@ static int argmax(const float *x, int n) {
     return b;
 }
 
-static double rel_err(float a, float b) { return fabs((double)a - b) / fmax(1.0, fabs((double)b)); }
+static double rel_err(float a, float b) {
+    return fabs((double)a - b) / fmax(1.0, fabs((double)b));
+}
 
 /* ---------------------------------------------------------------------------------------- */
 static int cmd_golden(const char *dir, const char *gpath) {
@@ -116,7 +119,8 @@ static int cmd_golden(const char *dir, const char *gpath) {
     const char *mc = getenv("RAGD_GOLDEN_MAX_CASES"); /* shorter runs under compute-sanitizer */
     if (mc && atoi(mc) > 0 && atoi(mc) < ncase) ncase = atoi(mc);
     int next_block = 0;
-    long pos_checked = 0, top1_checked = 0, top1_bad = 0, logit_bad = 0, greedy_bad = 0, greedy_steps = 0;
+    long pos_checked = 0, top1_checked = 0, top1_bad = 0, logit_bad = 0, greedy_bad = 0,
+         greedy_steps = 0;
     double worst_rel = 0;
     long lp_bad = 0;
     float *lg = malloc(sizeof(float) * (size_t)g_V * 1600);
@@ -128,13 +132,15 @@ static int cmd_golden(const char *dir, const char *gpath) {
         const cJSON *ids = cJSON_GetObjectItem(cs, "ids");
         int n = cJSON_GetArraySize(ids);
         int32_t *toks = malloc(sizeof(int32_t) * (size_t)(n + 32));
-        for (int i = 0; i < n; ++i) toks[i] = (int32_t)(cJSON_GetArrayItem(ids, i)->valuedouble) % g_V;
+        for (int i = 0; i < n; ++i)
+            toks[i] = (int32_t)(cJSON_GetArrayItem(ids, i)->valuedouble) % g_V;
         if (next_block + (n + 40) / BS + 2 > 8000) next_block = 0;
         seq s;
         seq_init(&s, next_block, n + 32);
         next_block += s.nbt;
         feed(&s, toks, n, 4096, 1, lg);
-        const cJSON *tids = cJSON_GetObjectItem(cs, "top_ids"), *tl = cJSON_GetObjectItem(cs, "top_logits");
+        const cJSON *tids = cJSON_GetObjectItem(cs, "top_ids"),
+                    *tl = cJSON_GetObjectItem(cs, "top_logits");
         for (int p = 0; p < n; ++p) {
             const cJSON *ti = cJSON_GetArrayItem(tids, p), *tv = cJSON_GetArrayItem(tl, p);
             const float *row = lg + (size_t)p * g_V;
@@ -146,7 +152,8 @@ static int cmd_golden(const char *dir, const char *gpath) {
                 if (r > worst_rel) worst_rel = r;
                 if (r > 2e-2) logit_bad++;
             }
-            float m = (float)(cJSON_GetArrayItem(tv, 0)->valuedouble - cJSON_GetArrayItem(tv, 1)->valuedouble);
+            float m = (float)(cJSON_GetArrayItem(tv, 0)->valuedouble -
+                              cJSON_GetArrayItem(tv, 1)->valuedouble);
             if (m > 0.05f) {
                 top1_checked++;
                 if (argmax(row, g_V) != cJSON_GetArrayItem(ti, 0)->valueint) top1_bad++;
@@ -156,7 +163,8 @@ static int cmd_golden(const char *dir, const char *gpath) {
         const cJSON *lf = cJSON_GetObjectItem(cs, "last_logits_file");
         if (cJSON_IsString(lf)) {
             char path[4096];
-            snprintf(path, sizeof path, "%.*s/%s", (int)(strrchr(gpath, '/') - gpath), gpath, lf->valuestring);
+            snprintf(path, sizeof path, "%.*s/%s", (int)(strrchr(gpath, '/') - gpath), gpath,
+                     lf->valuestring);
             char *raw;
             size_t rl;
             if (!ragd_read_file(path, &raw, &rl, &e) && rl == (size_t)g_V * 4) {
@@ -168,14 +176,16 @@ static int cmd_golden(const char *dir, const char *gpath) {
                     den += (double)ref[i] * ref[i];
                     if (rel_err(row[i], ref[i]) > mx) mx = rel_err(row[i], ref[i]);
                 }
-                printf("case %d (%d tokens): full last logits ||d||/||ref|| = %.2e, max rel %.2e\n", c, n,
-                       sqrt(num / den), mx);
-                if (sqrt(num / den) > 2e-2) g_fail = 1, printf("  FAIL: full-logits error above 2e-2\n");
+                printf("case %d (%d tokens): full last logits ||d||/||ref|| = %.2e, max rel %.2e\n",
+                       c, n, sqrt(num / den), mx);
+                if (sqrt(num / den) > 2e-2)
+                    g_fail = 1, printf("  FAIL: full-logits error above 2e-2\n");
                 free(raw);
             }
         }
         /* greedy continuation on the device sampler */
-        const cJSON *gr = cJSON_GetObjectItem(cs, "greedy"), *gm = cJSON_GetObjectItem(cs, "greedy_margins");
+        const cJSON *gr = cJSON_GetObjectItem(cs, "greedy"),
+                    *gm = cJSON_GetObjectItem(cs, "greedy_margins");
         const cJSON *glp = cJSON_GetObjectItem(cs, "greedy_logprobs");
         int ng = cJSON_GetArraySize(gr);
         int tok = argmax(lg + (size_t)(n - 1) * g_V, g_V);
@@ -189,7 +199,8 @@ static int cmd_golden(const char *dir, const char *gpath) {
             greedy_steps++;
             if (tok != cJSON_GetArrayItem(gr, k)->valueint) {
                 greedy_bad++;
-                printf("case %d: greedy step %d: got %d want %d\n", c, k, tok, cJSON_GetArrayItem(gr, k)->valueint);
+                printf("case %d: greedy step %d: got %d want %d\n", c, k, tok,
+                       cJSON_GetArrayItem(gr, k)->valueint);
                 break;
             }
             if (k + 1 >= ng) break;
@@ -223,8 +234,9 @@ static int cmd_golden(const char *dir, const char *gpath) {
             const float *row = lg + (size_t)(n - 1) * g_V;
             for (int i = 0; i < g_V; ++i)
                 if (rel_err(l2[i], row[i]) > mx) mx = rel_err(l2[i], row[i]);
-            printf("case %d: chunked prefill (173-token chunks) vs one pass: max rel diff %.2e, argmax %s\n", c,
-                   mx, argmax(l2, g_V) == argmax(row, g_V) ? "same" : "DIFFERENT");
+            printf("case %d: chunked prefill (173-token chunks) vs one pass: max rel diff %.2e, "
+                   "argmax %s\n",
+                   c, mx, argmax(l2, g_V) == argmax(row, g_V) ? "same" : "DIFFERENT");
             if (mx > 2e-2) g_fail = 1, printf("  FAIL: chunked prefill differs\n");
             free(l2);
             free(s2.bt);
@@ -232,10 +244,12 @@ static int cmd_golden(const char *dir, const char *gpath) {
         free(s.bt);
         free(toks);
     }
-    printf("golden: %ld positions, worst top-8 logit rel err %.3e, %ld logits > 2e-2\n", pos_checked, worst_rel,
-           logit_bad);
-    printf("golden: top-1 mismatches %ld of %ld positions with margin > 0.05\n", top1_bad, top1_checked);
-    printf("golden: greedy mismatches %ld (over %ld steps before margin < 0.05), logprob mismatches %ld\n",
+    printf("golden: %ld positions, worst top-8 logit rel err %.3e, %ld logits > 2e-2\n",
+           pos_checked, worst_rel, logit_bad);
+    printf("golden: top-1 mismatches %ld of %ld positions with margin > 0.05\n", top1_bad,
+           top1_checked);
+    printf("golden: greedy mismatches %ld (over %ld steps before margin < 0.05), logprob "
+           "mismatches %ld\n",
            greedy_bad, greedy_steps, lp_bad);
     if (top1_bad || greedy_bad || logit_bad || lp_bad) g_fail = 1;
 
@@ -256,7 +270,8 @@ static int cmd_golden(const char *dir, const char *gpath) {
                 const cJSON *ids = cJSON_GetObjectItem(cJSON_GetArrayItem(cases, bc_idx[i]), "ids");
                 int n = cJSON_GetArraySize(ids);
                 int32_t t[256];
-                for (int k = 0; k < n; ++k) t[k] = (int32_t)(cJSON_GetArrayItem(ids, k)->valuedouble) % g_V;
+                for (int k = 0; k < n; ++k)
+                    t[k] = (int32_t)(cJSON_GetArrayItem(ids, k)->valuedouble) % g_V;
                 seq_init(&ss[i], next_block, n + steps + 4);
                 next_block += ss[i].nbt;
                 feed(&ss[i], t, n, 4096, 0, lg);
@@ -278,7 +293,8 @@ static int cmd_golden(const char *dir, const char *gpath) {
                 if (pass == 0) {
                     for (int i = 0; i < nb_cases; ++i) {
                         ragd_batch b = {1, &bs[i]};
-                        if (g_be->ops->forward_sample(g_be, &b, &so[i], &e)) die("forward_sample", &e);
+                        if (g_be->ops->forward_sample(g_be, &b, &so[i], &e))
+                            die("forward_sample", &e);
                     }
                 } else {
                     ragd_batch b = {nb_cases, bs};
@@ -306,7 +322,8 @@ static int cmd_golden(const char *dir, const char *gpath) {
                     break;
                 }
             }
-        printf("batched vs alone (%d seqs x %d greedy steps): %d/%d tokens equal, max logprob diff %.2e\n",
+        printf("batched vs alone (%d seqs x %d greedy steps): %d/%d tokens equal, max logprob diff "
+               "%.2e\n",
                nb_cases, steps, same, nb_cases * steps, lpd);
         if (same != nb_cases * steps || lpd > 2e-2) g_fail = 1;
     }
@@ -354,12 +371,15 @@ static int cmd_golden(const char *dir, const char *gpath) {
                 for (int k = 0; k < 3; ++k)
                     if (so.token == top[k]) ok = 1, seen[k]++;
                 if (!ok) bad++;
-                if (rep == 0) first[d] = so.token;
-                else if (first[d] != so.token) bad++;
+                if (rep == 0)
+                    first[d] = so.token;
+                else if (first[d] != so.token)
+                    bad++;
                 if (so.n_top != 3 || so.top_ids[0] != top[0]) bad++;
             }
-        printf("sampling (T=1.5, top_k=3, %d seeded draws x2): %d violations, top-3 counts %d/%d/%d\n", draws, bad,
-               seen[0], seen[1], seen[2]);
+        printf(
+            "sampling (T=1.5, top_k=3, %d seeded draws x2): %d violations, top-3 counts %d/%d/%d\n",
+            draws, bad, seen[0], seen[1], seen[2]);
         if (bad) g_fail = 1;
         free(s.bt);
     }
@@ -426,13 +446,17 @@ static int cmd_decode(const char *dir, int batch, int ctx, int steps) {
     }
     double dt = ragd_now_ns() / 1e9 - t0;
     double step_s = dt / steps;
-    double kvb = (double)batch * (ctx + warm + steps / 2.0) * c->n_layers * 2.0 * c->n_kv_heads * c->head_dim * 2.0;
+    double kvb = (double)batch * (ctx + warm + steps / 2.0) * c->n_layers * 2.0 * c->n_kv_heads *
+                 c->head_dim * 2.0;
     double roof_step = (wb + kvb) / (bw * 1e9);
     printf("device: %s\n", dev);
-    printf("copy bandwidth %.0f GB/s; weights %.2f GB; KV read per step %.3f GB\n", bw, wb / 1e9, kvb / 1e9);
-    printf("DECODE batch %d ctx %d: %.3f ms/step, %.1f tok/s; roofline %.3f ms/step (%.1f tok/s); %.1f%% of "
+    printf("copy bandwidth %.0f GB/s; weights %.2f GB; KV read per step %.3f GB\n", bw, wb / 1e9,
+           kvb / 1e9);
+    printf("DECODE batch %d ctx %d: %.3f ms/step, %.1f tok/s; roofline %.3f ms/step (%.1f tok/s); "
+           "%.1f%% of "
            "roofline\n",
-           batch, ctx, step_s * 1e3, batch / step_s, roof_step * 1e3, batch / roof_step, 100.0 * roof_step / step_s);
+           batch, ctx, step_s * 1e3, batch / step_s, roof_step * 1e3, batch / roof_step,
+           100.0 * roof_step / step_s);
     /* prefill throughput */
     {
         seq s;
@@ -445,8 +469,8 @@ static int cmd_decode(const char *dir, int batch, int ctx, int steps) {
             feed(&s, prompt, n, 2048, 0, NULL);
             double pt = ragd_now_ns() / 1e9 - p0;
             double flops = 2.0 * (wb / 2.0) * n;
-            printf("PREFILL %d tokens: %.1f ms, %.0f tok/s, %.0f TFLOP/s (weights only)\n", n, pt * 1e3, n / pt,
-                   flops / pt / 1e12);
+            printf("PREFILL %d tokens: %.1f ms, %.0f tok/s, %.0f TFLOP/s (weights only)\n", n,
+                   pt * 1e3, n / pt, flops / pt / 1e12);
         }
         free(s.bt);
     }
@@ -467,8 +491,8 @@ static double pct(const double *v, int n, double p) {
 
 /* Seed workload at the backend level: `users` concurrent users each sending `loops` requests
  * one after another (prompt tokens, out tokens, ignore_eos). A step feeds new prompts (chunked,
- * at most 2048 prompt tokens per step) together with every running decode; finished users start their next
- * request at once. ITL = duration of a step that carries decodes. */
+ * at most 2048 prompt tokens per step) together with every running decode; finished users start
+ * their next request at once. ITL = duration of a step that carries decodes. */
 static int cmd_seed(const char *dir, int users, int loops, int plen, int olen) {
     g_be = open_backend(dir, users > 256 ? users : 256, 4096, 20000);
     int nbper = (plen + olen + BS) / BS + 1;
@@ -565,7 +589,8 @@ static int cmd_seed(const char *dir, int users, int loops, int plen, int olen) {
     const double total = ragd_now_ns() / 1e9 - t0;
     qsort(ttft, (size_t)nttft, sizeof(double), cmp_dbl);
     qsort(itl, (size_t)nitl, sizeof(double), cmp_dbl);
-    printf("SEED %d users x %d loops, %d-token prompts, %d output tokens: total %.2f s, %.0f output tok/s, TTFT "
+    printf("SEED %d users x %d loops, %d-token prompts, %d output tokens: total %.2f s, %.0f "
+           "output tok/s, TTFT "
            "p50 %.0f ms p99 %.0f ms, ITL p50 %.1f ms p99 %.1f ms\n",
            users, loops, plen, olen, total, out_tokens / total, 1e3 * pct(ttft, nttft, 0.5),
            1e3 * pct(ttft, nttft, 0.99), 1e3 * pct(itl, nitl, 0.5), 1e3 * pct(itl, nitl, 0.99));
@@ -587,7 +612,8 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[1], "decode"))
         rc = cmd_decode(argv[2], argc > 3 ? atoi(argv[3]) : 1, argc > 4 ? atoi(argv[4]) : 128,
                         argc > 5 ? atoi(argv[5]) : 64);
-    else if (!strcmp(argv[1], "suite")) /* the benchmark set of bench/cuda_bench.sh, one model load */
+    else if (!strcmp(argv[1],
+                     "suite")) /* the benchmark set of bench/cuda_bench.sh, one model load */
         rc = cmd_decode(argv[2], 1, 512, 128) || cmd_decode(argv[2], 8, 512, 64) ||
              cmd_decode(argv[2], 64, 512, 32) || cmd_decode(argv[2], 256, 512, 16) ||
              cmd_seed(argv[2], 5, 4, 2048, 256) || cmd_seed(argv[2], 64, 1, 512, 256) ||

@@ -7,9 +7,10 @@ PKGS=(
   build-essential cmake pkg-config clang clang-format curl ca-certificates python3 python3-numpy
   libmicrohttpd-dev libcurl4-openssl-dev libcjson-dev libsqlite3-dev libpcre2-dev
   libutf8proc-dev libopenblas-dev libcmocka-dev libyaml-dev
+  nodejs npm # the official openai npm client is tested against ragd serve
 )
 # Extra packages for the browser test of the chat page (installed by `setup.sh --e2e`).
-E2E_PKGS=(chromium nodejs npm)
+E2E_PKGS=(chromium)
 
 want=("${PKGS[@]}")
 [ "${1:-}" = "--e2e" ] && want+=("${E2E_PKGS[@]}")

@@ -17,9 +17,11 @@ typedef struct ragd_embedder ragd_embedder;
 
 typedef struct ragd_embedder_opts {
     const char *model_dir;
-    const char *device;     /* "cpu" (default) or "cuda" */
-    ragd_pool *pool;        /* CPU threads (not owned) */
-    int max_batch_tokens;   /* 0 = default (16384) */
+    const char *device;    /* "cpu" (default) or "cuda" */
+    ragd_pool *pool;       /* CPU threads (not owned) */
+    int max_batch_tokens;  /* 0 = default (16384) */
+    const char *precision; /* CPU GEMMs: "f32" (default, matches the reference) or "bf16"
+                              (AMX tiles, much faster, cosine >= 0.999 to f32) */
 } ragd_embedder_opts;
 
 int ragd_embedder_create(const ragd_embedder_opts *opts, ragd_embedder **out, ragd_err *err);

@@ -22,17 +22,21 @@ typedef struct ragd_tokenizer ragd_tokenizer;
 
 int ragd_tokenizer_load(const char *model_dir, ragd_tokenizer **out, ragd_err *err);
 void ragd_tokenizer_destroy(ragd_tokenizer *tok);
+/* Load from the text of a tokenizer.json held in memory (no tokenizer_config.json). */
+int ragd_tokenizer_load_json(const char *json, size_t len, ragd_tokenizer **out, ragd_err *err);
 
 int ragd_tokenizer_vocab_size(const ragd_tokenizer *tok); /* including added tokens */
 /* Encode UTF-8 text (len bytes). Invalid UTF-8 -> RAGD_EINVAL. *ids is malloc'd. */
 int ragd_tokenizer_encode(const ragd_tokenizer *tok, const char *text, size_t len, int32_t **ids,
                           size_t *n_ids, ragd_err *err);
 /* Decode ids to text (appended to out). skip_special drops added special tokens. */
-int ragd_tokenizer_decode(const ragd_tokenizer *tok, const int32_t *ids, size_t n, bool skip_special,
-                          ragd_buf *out, ragd_err *err);
+int ragd_tokenizer_decode(const ragd_tokenizer *tok, const int32_t *ids, size_t n,
+                          bool skip_special, ragd_buf *out, ragd_err *err);
 /* Token id of an exact token string (added or regular); -1 when absent. */
 int32_t ragd_tokenizer_token_id(const ragd_tokenizer *tok, const char *token);
 bool ragd_tokenizer_is_special(const ragd_tokenizer *tok, int32_t id);
+/* The raw bytes one id decodes to (may be part of a UTF-8 character); NULL for a bad id. */
+const char *ragd_tokenizer_token_bytes(const ragd_tokenizer *tok, int32_t id, size_t *len);
 /* Special ids from tokenizer_config.json; -1 when absent. */
 int32_t ragd_tokenizer_eos_id(const ragd_tokenizer *tok);
 int32_t ragd_tokenizer_pad_id(const ragd_tokenizer *tok);

@@ -13,7 +13,9 @@
 
 #ifndef RAGD_HAVE_CUDA
 
-int ragd_cuda_available(void) { return 0; }
+int ragd_cuda_available(void) {
+    return 0;
+}
 
 int ragd_cuda_backend_create(const char *model_dir, const ragd_cuda_opts *opts, ragd_backend **out,
                              ragd_err *err) {
@@ -26,86 +28,24 @@ int ragd_cuda_backend_create(const char *model_dir, const ragd_cuda_opts *opts, 
 
 #else
 
-#include <cjson/cJSON.h>
-
 #include "backend/cuda/cuda_impl.h"
+#include "model/llm_config.h"
 #include "model/safetensors.h"
 #include "util/log.h"
-#include "util/str.h"
 
-int ragd_cuda_available(void) { return rc_device_count() > 0; }
-
-/* ---- config.json (private minimal reader until the shared ragd_llm_config_load lands) ---- */
-static double jnum(const cJSON *o, const char *k, double def) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsNumber(v) ? v->valuedouble : def;
-}
-
-static int cuda_config_load(const char *dir, ragd_llm_config *c, ragd_err *err) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    char *txt = NULL;
-    size_t len = 0;
-    if (ragd_read_file(path, &txt, &len, err)) return err ? err->code : RAGD_EIO;
-    cJSON *j = cJSON_ParseWithLength(txt, len);
-    free(txt);
-    if (!j) return ragd_err_set(err, RAGD_EFORMAT, "%s: not valid JSON", path);
-    memset(c, 0, sizeof(*c));
-    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(j, "model_type");
-    const char *type = cJSON_IsString(mt) ? mt->valuestring : "";
-    if (!strcmp(type, "qwen2"))
-        c->arch = RAGD_ARCH_QWEN2;
-    else if (!strcmp(type, "llama"))
-        c->arch = RAGD_ARCH_LLAMA;
-    else {
-        cJSON_Delete(j);
-        return ragd_err_set(err, RAGD_EUNSUPPORTED, "%s: model_type '%s' is not supported (qwen2, llama)",
-                            path, type);
-    }
-    c->vocab_size = (int)jnum(j, "vocab_size", 0);
-    c->hidden = (int)jnum(j, "hidden_size", 0);
-    c->n_layers = (int)jnum(j, "num_hidden_layers", 0);
-    c->n_heads = (int)jnum(j, "num_attention_heads", 0);
-    c->n_kv_heads = (int)jnum(j, "num_key_value_heads", c->n_heads);
-    c->head_dim = (int)jnum(j, "head_dim", c->n_heads ? c->hidden / c->n_heads : 0);
-    c->ffn = (int)jnum(j, "intermediate_size", 0);
-    c->max_pos = (int)jnum(j, "max_position_embeddings", 4096);
-    c->rope_theta = (float)jnum(j, "rope_theta", 10000.0);
-    c->rms_eps = (float)jnum(j, "rms_norm_eps", 1e-6);
-    const cJSON *tie = cJSON_GetObjectItemCaseSensitive(j, "tie_word_embeddings");
-    c->tie_embeddings = cJSON_IsBool(tie) ? cJSON_IsTrue(tie) : false;
-    c->qkv_bias = c->arch == RAGD_ARCH_QWEN2;
-    const cJSON *ab = cJSON_GetObjectItemCaseSensitive(j, "attention_bias");
-    if (cJSON_IsBool(ab)) c->qkv_bias = cJSON_IsTrue(ab);
-    c->bos_id = (int)jnum(j, "bos_token_id", -1);
-    const cJSON *eos = cJSON_GetObjectItemCaseSensitive(j, "eos_token_id");
-    if (cJSON_IsNumber(eos)) {
-        c->eos_ids[c->n_eos++] = eos->valueint;
-    } else if (cJSON_IsArray(eos)) {
-        const cJSON *e;
-        cJSON_ArrayForEach(e, eos) if (cJSON_IsNumber(e) && c->n_eos < RAGD_MAX_EOS) c->eos_ids[c->n_eos++] =
-            e->valueint;
-    }
-    cJSON_Delete(j);
-    if (c->vocab_size <= 0 || c->hidden <= 0 || c->n_layers <= 0 || c->n_heads <= 0 || c->n_kv_heads <= 0 ||
-        c->head_dim <= 0 || c->ffn <= 0 || c->max_pos <= 0 || c->n_heads % c->n_kv_heads)
-        return ragd_err_set(err, RAGD_EFORMAT, "%s: missing or inconsistent model dimensions", path);
-    const char *base = strrchr(dir, '/');
-    snprintf(c->model_name, sizeof c->model_name, "%s", base && base[1] ? base + 1 : dir);
-    c->gen_top_p = 1.f;
-    c->gen_repetition_penalty = 1.f;
-    return RAGD_OK;
+int ragd_cuda_available(void) {
+    return rc_device_count() > 0;
 }
 
 /* ---- weights ---- */
-static int take(const ragd_st *st, const char *name, int ndim, int64_t d0, int64_t d1, rc_host_tensor *t,
-                ragd_err *err) {
+static int take(const ragd_st *st, const char *name, int ndim, int64_t d0, int64_t d1,
+                rc_host_tensor *t, ragd_err *err) {
     const int64_t shape[2] = {d0, d1};
     const ragd_tensor *x;
     if (ragd_st_expect(st, name, ndim, shape, &x, err)) return err ? err->code : RAGD_EFORMAT;
     if (x->dtype != RAGD_DT_BF16 && x->dtype != RAGD_DT_F16 && x->dtype != RAGD_DT_F32)
-        return ragd_err_set(err, RAGD_EUNSUPPORTED, "tensor %s in %s: dtype %s not supported", name, x->file,
-                            ragd_dtype_name(x->dtype));
+        return ragd_err_set(err, RAGD_EUNSUPPORTED, "tensor %s in %s: dtype %s not supported", name,
+                            x->file, ragd_dtype_name(x->dtype));
     t->data = x->data;
     t->dtype = (int)x->dtype;
     t->numel = x->numel;
@@ -132,15 +72,19 @@ static int be_forward(ragd_backend *be, const ragd_batch *batch, float *logits, 
     char msg[RC_MSG] = "";
     return wrap(rc_forward(((cuda_be *)be->impl)->m, batch, logits, NULL, msg), msg, err);
 }
-static int be_forward_sample(ragd_backend *be, const ragd_batch *batch, ragd_sample_out *out, ragd_err *err) {
+static int be_forward_sample(ragd_backend *be, const ragd_batch *batch, ragd_sample_out *out,
+                             ragd_err *err) {
     char msg[RC_MSG] = "";
     return wrap(rc_forward(((cuda_be *)be->impl)->m, batch, NULL, out, msg), msg, err);
 }
-static int be_copy_blocks(ragd_backend *be, const int32_t *src, const int32_t *dst, int n, ragd_err *err) {
+static int be_copy_blocks(ragd_backend *be, const int32_t *src, const int32_t *dst, int n,
+                          ragd_err *err) {
     char msg[RC_MSG] = "";
     return wrap(rc_copy_blocks(((cuda_be *)be->impl)->m, src, dst, n, msg), msg, err);
 }
-static size_t be_kv_budget(const ragd_backend *be) { return rc_kv_budget(((const cuda_be *)be->impl)->m); }
+static size_t be_kv_budget(const ragd_backend *be) {
+    return rc_kv_budget(((const cuda_be *)be->impl)->m);
+}
 static void be_destroy(ragd_backend *be) {
     if (!be) return;
     cuda_be *c = be->impl;
@@ -165,9 +109,10 @@ int ragd_cuda_backend_create(const char *model_dir, const ragd_cuda_opts *opts, 
     ragd_cuda_opts o = {0, 0.90f, 256, 4096};
     if (opts) o = *opts;
     if (o.gpu_memory_utilization <= 0.f) o.gpu_memory_utilization = 0.90f;
-    if (rc_device_count() <= 0) return ragd_err_set(err, RAGD_EDEVICE, "cuda: no CUDA device found");
+    if (rc_device_count() <= 0)
+        return ragd_err_set(err, RAGD_EDEVICE, "cuda: no CUDA device found");
     ragd_llm_config cfg;
-    int rc = cuda_config_load(model_dir, &cfg, err);
+    int rc = ragd_llm_config_load(model_dir, &cfg, err);
     if (rc) return rc;
     ragd_st *st = NULL;
     if ((rc = ragd_st_open_dir(model_dir, &st, err))) return rc;
@@ -184,19 +129,21 @@ int ragd_cuda_backend_create(const char *model_dir, const ragd_cuda_opts *opts, 
     const int64_t QD = cfg.n_heads * hd, KD = cfg.n_kv_heads * hd;
     rc = take(st, "model.embed_tokens.weight", 2, V, H, &src.embed, err);
     if (!rc) rc = take(st, "model.norm.weight", 1, H, 0, &src.final_norm, err);
-    if (!rc && ragd_st_find(st, "lm_head.weight")) rc = take(st, "lm_head.weight", 2, V, H, &src.lm_head, err);
+    if (!rc && ragd_st_find(st, "lm_head.weight"))
+        rc = take(st, "lm_head.weight", 2, V, H, &src.lm_head, err);
     else if (!rc && !cfg.tie_embeddings)
-        rc = ragd_err_set(err, RAGD_ENOTFOUND, "lm_head.weight missing and tie_word_embeddings is false");
+        rc = ragd_err_set(err, RAGD_ENOTFOUND,
+                          "lm_head.weight missing and tie_word_embeddings is false");
     char nm[256];
-#define T1(field, suffix, d0)                                                                     \
-    if (!rc) {                                                                                    \
-        snprintf(nm, sizeof nm, "model.layers.%d.%s", l, suffix);                                 \
-        rc = take(st, nm, 1, d0, 0, &L->field, err);                                              \
+#define T1(field, suffix, d0)                                                                      \
+    if (!rc) {                                                                                     \
+        snprintf(nm, sizeof nm, "model.layers.%d.%s", l, suffix);                                  \
+        rc = take(st, nm, 1, d0, 0, &L->field, err);                                               \
     }
-#define T2(field, suffix, d0, d1)                                                                 \
-    if (!rc) {                                                                                    \
-        snprintf(nm, sizeof nm, "model.layers.%d.%s", l, suffix);                                 \
-        rc = take(st, nm, 2, d0, d1, &L->field, err);                                             \
+#define T2(field, suffix, d0, d1)                                                                  \
+    if (!rc) {                                                                                     \
+        snprintf(nm, sizeof nm, "model.layers.%d.%s", l, suffix);                                  \
+        rc = take(st, nm, 2, d0, d1, &L->field, err);                                              \
     }
     for (int l = 0; l < cfg.n_layers && !rc; ++l) {
         rc_layer_src *L = &layers[l];
@@ -220,8 +167,8 @@ int ragd_cuda_backend_create(const char *model_dir, const ragd_cuda_opts *opts, 
     rc_model *m = NULL;
     if (!rc) {
         char msg[RC_MSG] = "";
-        rc = wrap(rc_create(&src, o.device, o.gpu_memory_utilization, o.max_num_seqs, o.max_num_batched_tokens,
-                            &m, msg),
+        rc = wrap(rc_create(&src, o.device, o.gpu_memory_utilization, o.max_num_seqs,
+                            o.max_num_batched_tokens, &m, msg),
                   msg, err);
     }
     free(layers);
@@ -243,8 +190,8 @@ int ragd_cuda_backend_create(const char *model_dir, const ragd_cuda_opts *opts, 
     *out = be;
     char dev[256] = "";
     rc_device_name(o.device, dev, sizeof dev);
-    LOG_INFO("cuda backend: %s on %s, %d layers, KV budget %.2f GiB", cfg.model_name, dev, cfg.n_layers,
-             (double)rc_kv_budget(m) / (1024.0 * 1024.0 * 1024.0));
+    LOG_INFO("cuda backend: %s on %s, %d layers, KV budget %.2f GiB", cfg.model_name, dev,
+             cfg.n_layers, (double)rc_kv_budget(m) / (1024.0 * 1024.0 * 1024.0));
     return RAGD_OK;
 }
 

@@ -38,8 +38,8 @@ typedef struct rc_model_src {
 typedef struct rc_model rc_model;
 
 int rc_device_count(void);
-int rc_create(const rc_model_src *src, int device, float gpu_mem_util, int max_seqs,
-              int max_tokens, rc_model **out, char *msg);
+int rc_create(const rc_model_src *src, int device, float gpu_mem_util, int max_seqs, int max_tokens,
+              rc_model **out, char *msg);
 void rc_destroy(rc_model *m);
 size_t rc_kv_block_bytes(const rc_model *m, int block_size);
 size_t rc_kv_budget(const rc_model *m);

@@ -26,29 +26,29 @@ static void msgf(char *msg, const char *fmt, ...) {
     va_end(ap);
 }
 
-#define CK(call)                                                                                  \
-    do {                                                                                          \
-        cudaError_t e_ = (call);                                                                  \
-        if (e_ != cudaSuccess) {                                                                  \
-            msgf(msg, "CUDA error %s (%s) at %s:%d: %s", cudaGetErrorName(e_),                    \
-                 cudaGetErrorString(e_), __FILE__, __LINE__, #call);                              \
-            return RAGD_EDEVICE;                                                                  \
-        }                                                                                         \
+#define CK(call)                                                                                   \
+    do {                                                                                           \
+        cudaError_t e_ = (call);                                                                   \
+        if (e_ != cudaSuccess) {                                                                   \
+            msgf(msg, "CUDA error %s (%s) at %s:%d: %s", cudaGetErrorName(e_),                     \
+                 cudaGetErrorString(e_), __FILE__, __LINE__, #call);                               \
+            return RAGD_EDEVICE;                                                                   \
+        }                                                                                          \
     } while (0)
-#define CKL(call)                                                                                 \
-    do {                                                                                          \
-        cublasStatus_t s_ = (call);                                                               \
-        if (s_ != CUBLAS_STATUS_SUCCESS) {                                                        \
-            msgf(msg, "cuBLASLt error %d at %s:%d: %s", (int)s_, __FILE__, __LINE__, #call);      \
-            return RAGD_EDEVICE;                                                                  \
-        }                                                                                         \
+#define CKL(call)                                                                                  \
+    do {                                                                                           \
+        cublasStatus_t s_ = (call);                                                                \
+        if (s_ != CUBLAS_STATUS_SUCCESS) {                                                         \
+            msgf(msg, "cuBLASLt error %d at %s:%d: %s", (int)s_, __FILE__, __LINE__, #call);       \
+            return RAGD_EDEVICE;                                                                   \
+        }                                                                                          \
     } while (0)
 /* After a kernel launch. */
 #define CKK() CK(cudaGetLastError())
-#define TRY(x)                                                                                    \
-    do {                                                                                          \
-        int rc_ = (x);                                                                            \
-        if (rc_ != RAGD_OK) return rc_;                                                           \
+#define TRY(x)                                                                                     \
+    do {                                                                                           \
+        int rc_ = (x);                                                                             \
+        if (rc_ != RAGD_OK) return rc_;                                                            \
     } while (0)
 
 /* ------------------------------------------------------------------------------------------ */
@@ -66,8 +66,8 @@ struct gemm_plan {
 
 #define N_GRAPH_BUCKETS 10
 static const int k_buckets[N_GRAPH_BUCKETS] = {1, 2, 4, 8, 16, 32, 64, 128, 192, 256};
-#define SPLIT_MAX_T 256    /* split the key range only for steps of at most this many tokens */
-#define SPLIT_MIN_KEYS 128 /* keys per partition, at least */
+#define SPLIT_MAX_T     256 /* split the key range only for steps of at most this many tokens */
+#define SPLIT_MIN_KEYS  128 /* keys per partition, at least */
 #define LOGIT_CHUNK_MIN 64
 
 struct rc_model {
@@ -190,7 +190,8 @@ static int upload_bf16(bf16 *dst, const rc_host_tensor *const *ts, int n, char *
                 return RAGD_ENOMEM;
             }
             host_to_bf16(t, tmp);
-            cudaError_t e = cudaMemcpy(dst + off, tmp, (size_t)t->numel * 2, cudaMemcpyHostToDevice);
+            cudaError_t e =
+                cudaMemcpy(dst + off, tmp, (size_t)t->numel * 2, cudaMemcpyHostToDevice);
             free(tmp);
             CK(e);
         }
@@ -260,7 +261,9 @@ extern "C" void rc_destroy(rc_model *m) {
     free_model(m);
 }
 
-static size_t gib_x100(size_t b) { return (size_t)((double)b / (1024.0 * 1024.0 * 1024.0) * 100.0); }
+static size_t gib_x100(size_t b) {
+    return (size_t)((double)b / (1024.0 * 1024.0 * 1024.0) * 100.0);
+}
 
 extern "C" int rc_create(const rc_model_src *src, int device, float util, int max_seqs,
                          int max_tokens, rc_model **out, char *msg) {
@@ -285,10 +288,12 @@ extern "C" int rc_create(const rc_model_src *src, int device, float util, int ma
         return RAGD_EUNSUPPORTED;
     }
     if (c->hidden > NORM_THREADS * NORM_VPT) {
-        msgf(msg, "hidden size %d exceeds the CUDA backend's limit %d", c->hidden, NORM_THREADS * NORM_VPT);
+        msgf(msg, "hidden size %d exceeds the CUDA backend's limit %d", c->hidden,
+             NORM_THREADS * NORM_VPT);
         return RAGD_EUNSUPPORTED;
     }
-    if (c->hidden % 8 || c->ffn % 8 || c->n_heads % c->n_kv_heads || c->n_heads / c->n_kv_heads > ATT_RMAX) {
+    if (c->hidden % 8 || c->ffn % 8 || c->n_heads % c->n_kv_heads ||
+        c->n_heads / c->n_kv_heads > ATT_RMAX) {
         msgf(msg, "model shape not supported by the CUDA backend (hidden %d, ffn %d, heads %d/%d)",
              c->hidden, c->ffn, c->n_heads, c->n_kv_heads);
         return RAGD_EUNSUPPORTED;
@@ -311,7 +316,8 @@ extern "C" int rc_create(const rc_model_src *src, int device, float util, int ma
     if (m->Tmax < m->Smax) m->Tmax = m->Smax;
     m->LCH = m->Smax > LOGIT_CHUNK_MIN ? m->Smax : LOGIT_CHUNK_MIN;
     m->part_tmax = m->Tmax < SPLIT_MAX_T ? m->Tmax : SPLIT_MAX_T;
-    if (m->part_tmax < k_buckets[N_GRAPH_BUCKETS - 1] && m->Smax > m->part_tmax) m->part_tmax = m->Smax;
+    if (m->part_tmax < k_buckets[N_GRAPH_BUCKETS - 1] && m->Smax > m->part_tmax)
+        m->part_tmax = m->Smax;
     m->graphs_on = 1;
     m->gemv_rw = 4;
     const char *rw = getenv("RAGD_CUDA_GEMV_RW");
@@ -319,19 +325,19 @@ extern "C" int rc_create(const rc_model_src *src, int device, float util, int ma
     const char *g = getenv("RAGD_CUDA_GRAPHS");
     if (g && g[0] == '0') m->graphs_on = 0;
     int rc = RAGD_OK;
-#define FAIL(code)                                                                                \
-    do {                                                                                          \
-        rc = (code);                                                                              \
-        goto fail;                                                                                \
+#define FAIL(code)                                                                                 \
+    do {                                                                                           \
+        rc = (code);                                                                               \
+        goto fail;                                                                                 \
     } while (0)
-#define CKF(call)                                                                                 \
-    do {                                                                                          \
-        cudaError_t e_ = (call);                                                                  \
-        if (e_ != cudaSuccess) {                                                                  \
-            msgf(msg, "CUDA error %s at %s:%d: %s", cudaGetErrorString(e_), __FILE__, __LINE__,   \
-                 #call);                                                                          \
-            FAIL(RAGD_EDEVICE);                                                                   \
-        }                                                                                         \
+#define CKF(call)                                                                                  \
+    do {                                                                                           \
+        cudaError_t e_ = (call);                                                                   \
+        if (e_ != cudaSuccess) {                                                                   \
+            msgf(msg, "CUDA error %s at %s:%d: %s", cudaGetErrorString(e_), __FILE__, __LINE__,    \
+                 #call);                                                                           \
+            FAIL(RAGD_EDEVICE);                                                                    \
+        }                                                                                          \
     } while (0)
     {
         CKF(cudaStreamCreateWithFlags(&m->st, cudaStreamNonBlocking));
@@ -342,13 +348,14 @@ extern "C" int rc_create(const rc_model_src *src, int device, float util, int ma
         const size_t H = m->H, F = m->ffn, V = m->V, NL = c->n_layers;
         const size_t per_layer = (size_t)m->qkvw * H + H * (size_t)(m->nh * hd) + 2 * F * H + H * F;
         size_t wbytes = (per_layer * NL + V * H + (src->lm_head.data ? V * H : 0)) * 2 +
-                        (NL * (2 * H + (size_t)m->qkvw) + H) * 4 + (size_t)c->max_pos * (hd / 2) * 8 +
-                        (NL * 8 + 16) * 256;
+                        (NL * (2 * H + (size_t)m->qkvw) + H) * 4 +
+                        (size_t)c->max_pos * (hd / 2) * 8 + (NL * 8 + 16) * 256;
         const size_t T = m->Tmax, LC = m->LCH;
         m->ws_size = 32u << 20;
-        size_t sbytes = T * H * 4 + T * H * 2 * 2 + T * (size_t)m->qkvw * 2 + T * (size_t)(m->nh * hd) * 2 * 2 +
-                        T * 2 * F * 2 + T * F * 2 + LC * H * 2 + LC * V * 4 +
-                        (size_t)m->part_tmax * m->nh * ATT_NSMAX * (hd + 2) * 4 + m->ws_size + 64 * 256;
+        size_t sbytes = T * H * 4 + T * H * 2 * 2 + T * (size_t)m->qkvw * 2 +
+                        T * (size_t)(m->nh * hd) * 2 * 2 + T * 2 * F * 2 + T * F * 2 + LC * H * 2 +
+                        LC * V * 4 + (size_t)m->part_tmax * m->nh * ATT_NSMAX * (hd + 2) * 4 +
+                        m->ws_size + 64 * 256;
         m->weight_bytes = wbytes;
         m->scratch_bytes = sbytes;
         size_t freeb = 0, totalb = 0;
@@ -363,7 +370,8 @@ extern "C" int rc_create(const rc_model_src *src, int device, float util, int ma
                  "model does not fit on %s: weights %.2f GiB + activations %.2f GiB, but "
                  "gpu_memory_utilization %.2f allows %.2f GiB (%.2f GiB free of %.2f GiB)",
                  prop.name, gib_x100(wbytes) / 100.0, gib_x100(sbytes) / 100.0, (double)util,
-                 allowed / (1024.0 * 1024.0 * 1024.0), gib_x100(freeb) / 100.0, gib_x100(totalb) / 100.0);
+                 allowed / (1024.0 * 1024.0 * 1024.0), gib_x100(freeb) / 100.0,
+                 gib_x100(totalb) / 100.0);
             FAIL(RAGD_ENOMEM);
         }
         m->allowed = (size_t)allowed;
@@ -395,7 +403,8 @@ extern "C" int rc_create(const rc_model_src *src, int device, float util, int ma
             d->ln1 = (float *)arena_take(&wa, H * 4);
             d->ln2 = (float *)arena_take(&wa, H * 4);
             d->bqkv = c->qkv_bias ? (float *)arena_take(&wa, (size_t)m->qkvw * 4) : NULL;
-            if (!d->wqkv || !d->wo || !d->wgu || !d->wd || !d->ln1 || !d->ln2 || (c->qkv_bias && !d->bqkv)) {
+            if (!d->wqkv || !d->wo || !d->wgu || !d->wd || !d->ln1 || !d->ln2 ||
+                (c->qkv_bias && !d->bqkv)) {
                 msgf(msg, "internal: weight arena too small");
                 FAIL(RAGD_EINTERNAL);
             }
@@ -429,7 +438,8 @@ extern "C" int rc_create(const rc_model_src *src, int device, float util, int ma
                 const float invf = (float)inv;
                 for (int p = 0; p < c->max_pos; ++p) {
                     const float ang = (float)p * invf; /* f32 angle as the reference computes it */
-                    tab[(size_t)p * (hd / 2) + j] = make_float2((float)cos((double)ang), (float)sin((double)ang));
+                    tab[(size_t)p * (hd / 2) + j] =
+                        make_float2((float)cos((double)ang), (float)sin((double)ang));
                 }
             }
             cudaError_t e = cudaMemcpy(m->rope, tab, n * sizeof(float2), cudaMemcpyHostToDevice);
@@ -463,15 +473,24 @@ extern "C" int rc_create(const rc_model_src *src, int device, float util, int ma
         CKF(cudaMallocHost((void **)&m->hist_h, m->hist_cap * sizeof(int)));
         m->att_smem = (int)att_smem_bytes(hd, ATT_RMAX);
         m->att_smem_dec = (int)att_smem_bytes(hd, ATT_RMAX_DEC);
-#define ATTR(HD)                                                                                  \
-    CKF(cudaFuncSetAttribute(k_attn<HD, ATT_RMAX>, cudaFuncAttributeMaxDynamicSharedMemorySize, m->att_smem)); \
-    CKF(cudaFuncSetAttribute(k_attn<HD, ATT_RMAX_DEC>, cudaFuncAttributeMaxDynamicSharedMemorySize,           \
-                             m->att_smem_dec))
+#define ATTR(HD)                                                                                   \
+    CKF(cudaFuncSetAttribute(k_attn<HD, ATT_RMAX>, cudaFuncAttributeMaxDynamicSharedMemorySize,    \
+                             m->att_smem));                                                        \
+    CKF(cudaFuncSetAttribute(k_attn<HD, ATT_RMAX_DEC>,                                             \
+                             cudaFuncAttributeMaxDynamicSharedMemorySize, m->att_smem_dec))
         switch (hd) {
-        case 16: ATTR(16); break;
-        case 32: ATTR(32); break;
-        case 64: ATTR(64); break;
-        default: ATTR(128); break;
+            case 16:
+                ATTR(16);
+                break;
+            case 32:
+                ATTR(32);
+                break;
+            case 64:
+                ATTR(64);
+                break;
+            default:
+                ATTR(128);
+                break;
         }
 #undef ATTR
         m->rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)m;
@@ -497,7 +516,9 @@ extern "C" size_t rc_kv_budget(const rc_model *m) {
     return m->allowed > used + extra ? m->allowed - used - extra : 0;
 }
 
-extern "C" void rc_set_graphs(rc_model *m, int on) { m->graphs_on = on; }
+extern "C" void rc_set_graphs(rc_model *m, int on) {
+    m->graphs_on = on;
+}
 
 extern "C" int rc_kv_init(rc_model *m, int block_size, int n_blocks, char *msg) {
     CK(cudaSetDevice(m->dev));
@@ -512,8 +533,10 @@ extern "C" int rc_kv_init(rc_model *m, int block_size, int n_blocks, char *msg) 
     const size_t need = rc_kv_block_bytes(m, block_size) * (size_t)(n_blocks + 1);
     const size_t budget = rc_kv_budget(m);
     if (need > budget + rc_kv_block_bytes(m, block_size)) {
-        msgf(msg, "KV cache of %d blocks x %d tokens needs %.2f GiB; only %.2f GiB left under "
-                  "gpu_memory_utilization", n_blocks, block_size, need / 1073741824.0, budget / 1073741824.0);
+        msgf(msg,
+             "KV cache of %d blocks x %d tokens needs %.2f GiB; only %.2f GiB left under "
+             "gpu_memory_utilization",
+             n_blocks, block_size, need / 1073741824.0, budget / 1073741824.0);
         return RAGD_ENOMEM;
     }
     m->bs = block_size;
@@ -543,7 +566,8 @@ extern "C" int rc_kv_init(rc_model *m, int block_size, int n_blocks, char *msg) 
     return RAGD_OK;
 }
 
-extern "C" int rc_copy_blocks(rc_model *m, const int32_t *src, const int32_t *dst, int n, char *msg) {
+extern "C" int rc_copy_blocks(rc_model *m, const int32_t *src, const int32_t *dst, int n,
+                              char *msg) {
     CK(cudaSetDevice(m->dev));
     if (!m->kv) {
         msgf(msg, "KV cache not initialised");
@@ -552,7 +576,8 @@ extern "C" int rc_copy_blocks(rc_model *m, const int32_t *src, const int32_t *ds
     const size_t blk = (size_t)m->bs * m->nkv * m->hd; /* elements of one block in one K or V */
     for (int i = 0; i < n; ++i) {
         if (src[i] < 0 || src[i] >= m->nb || dst[i] < 0 || dst[i] >= m->nb) {
-            msgf(msg, "copy_blocks: block id out of range (%d -> %d, %d blocks)", src[i], dst[i], m->nb);
+            msgf(msg, "copy_blocks: block id out of range (%d -> %d, %d blocks)", src[i], dst[i],
+                 m->nb);
             return RAGD_EINVAL;
         }
         for (int l = 0; l < 2 * m->cfg.n_layers; ++l) {
@@ -597,11 +622,12 @@ static int gemm_plan_get(rc_model *m, int M, int N, int K, int f32, gemm_plan **
     CKL(cublasLtMatrixLayoutCreate(&p->c, f32 ? CUDA_R_32F : CUDA_R_16BF, N, M, N));
     cublasLtMatmulPreference_t pref;
     CKL(cublasLtMatmulPreferenceCreate(&pref));
-    CKL(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &m->ws_size,
-                                             sizeof(m->ws_size)));
+    CKL(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                             &m->ws_size, sizeof(m->ws_size)));
     cublasLtMatmulHeuristicResult_t res;
     int nres = 0;
-    cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(m->lt, p->desc, p->a, p->b, p->c, p->c, pref, 1, &res, &nres);
+    cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(m->lt, p->desc, p->a, p->b, p->c, p->c, pref,
+                                                      1, &res, &nres);
     cublasLtMatmulPreferenceDestroy(pref);
     if (s != CUBLAS_STATUS_SUCCESS || nres < 1) {
         msgf(msg, "cuBLASLt found no algorithm for %dx%dx%d (status %d)", M, N, K, (int)s);
@@ -613,32 +639,31 @@ static int gemm_plan_get(rc_model *m, int M, int N, int K, int f32, gemm_plan **
     return RAGD_OK;
 }
 
-static int gemm(rc_model *m, const bf16 *X, const bf16 *W, void *Y, int M, int N, int K, int f32, char *msg) {
+static int gemm(rc_model *m, const bf16 *X, const bf16 *W, void *Y, int M, int N, int K, int f32,
+                char *msg) {
     if (M <= 8) {
         /* rows per block: 1 for M <= 2 (most bytes in flight), more for larger M to reuse X;
          * capped by RAGD_CUDA_GEMV_RW (tuning knob) */
-#define GV1(MM, RW)                                                                               \
-    {                                                                                             \
-        const int grid = (N + RW - 1) / RW;                                                       \
-        if (f32)                                                                                  \
-            k_gemv<MM, RW, true><<<grid, GEMV_WARPS * 32, 0, m->st>>>(X, W, Y, N, K);             \
-        else                                                                                      \
-            k_gemv<MM, RW, false><<<grid, GEMV_WARPS * 32, 0, m->st>>>(X, W, Y, N, K);            \
+#define GV1(MM, RW)                                                                                \
+    {                                                                                              \
+        const int grid = (N + RW - 1) / RW;                                                        \
+        if (f32)                                                                                   \
+            k_gemv<MM, RW, true><<<grid, GEMV_WARPS * 32, 0, m->st>>>(X, W, Y, N, K);              \
+        else                                                                                       \
+            k_gemv<MM, RW, false><<<grid, GEMV_WARPS * 32, 0, m->st>>>(X, W, Y, N, K);             \
     }
-#define GV(MM, RW)                                                                                \
-    case MM:                                                                                      \
-        if (MM >= 5 && m->gemv_rw >= 8)                                                           \
-            GV1(MM, 8)                                                                            \
-        else if (RW >= 4 && m->gemv_rw >= 4)                                                      \
-            GV1(MM, 4)                                                                            \
-        else if (RW >= 2 && m->gemv_rw >= 2)                                                      \
-            GV1(MM, 2)                                                                            \
-        else                                                                                      \
-            GV1(MM, 1)                                                                            \
+#define GV(MM, RW)                                                                                 \
+    case MM:                                                                                       \
+        if (MM >= 5 && m->gemv_rw >= 8)                                                            \
+            GV1(MM, 8)                                                                             \
+        else if (RW >= 4 && m->gemv_rw >= 4)                                                       \
+            GV1(MM, 4)                                                                             \
+        else if (RW >= 2 && m->gemv_rw >= 2)                                                       \
+            GV1(MM, 2)                                                                             \
+        else                                                                                       \
+            GV1(MM, 1)                                                                             \
         break;
-        switch (M) {
-            GV(1, 1) GV(2, 1) GV(3, 2) GV(4, 2) GV(5, 4) GV(6, 4) GV(7, 4) GV(8, 4)
-        }
+        switch (M) { GV(1, 1) GV(2, 1) GV(3, 2) GV(4, 2) GV(5, 4) GV(6, 4) GV(7, 4) GV(8, 4) }
 #undef GV1
 #undef GV
         CKK();
@@ -647,32 +672,39 @@ static int gemm(rc_model *m, const bf16 *X, const bf16 *W, void *Y, int M, int N
     gemm_plan *p;
     TRY(gemm_plan_get(m, M, N, K, f32, &p, msg));
     const float alpha = 1.f, beta = 0.f;
-    CKL(cublasLtMatmul(m->lt, p->desc, &alpha, W, p->a, X, p->b, &beta, Y, p->c, Y, p->c, &p->algo, m->ws,
-                       m->ws_size, m->st));
+    CKL(cublasLtMatmul(m->lt, p->desc, &alpha, W, p->a, X, p->b, &beta, Y, p->c, Y, p->c, &p->algo,
+                       m->ws, m->ws_size, m->st));
     return RAGD_OK;
 }
 
 /* ------------------------------------------------------------------------------------------ */
-static int launch_attn(rc_model *m, const bf16 *kc, const bf16 *vc, int ntiles, int nsplit_grid, int use_part,
-                       int dec, char *msg) {
+static int launch_attn(rc_model *m, const bf16 *kc, const bf16 *vc, int ntiles, int nsplit_grid,
+                       int use_part, int dec, char *msg) {
     const int *md = m->meta_d;
     dim3 grid(ntiles, m->nkv, nsplit_grid);
     const float scale = 1.f / sqrtf((float)m->hd);
-#define ATT(HD, RM, SM)                                                                           \
-    k_attn<HD, RM><<<grid, ATT_THREADS, SM, m->st>>>(m->q, kc, vc, m->att, m->po, m->pml,         \
-                                                     md + m->o_tile, md + m->o_bt,                \
-                                                     md + m->o_split, m->G, m->nh, m->nkv,        \
-                                                     m->bs, scale, use_part)
-#define ATT2(HD)                                                                                  \
-    if (dec)                                                                                      \
-        ATT(HD, ATT_RMAX_DEC, m->att_smem_dec);                                                   \
-    else                                                                                          \
+#define ATT(HD, RM, SM)                                                                            \
+    k_attn<HD, RM><<<grid, ATT_THREADS, SM, m->st>>>(                                              \
+        m->q, kc, vc, m->att, m->po, m->pml, md + m->o_tile, md + m->o_bt, md + m->o_split, m->G,  \
+        m->nh, m->nkv, m->bs, scale, use_part)
+#define ATT2(HD)                                                                                   \
+    if (dec)                                                                                       \
+        ATT(HD, ATT_RMAX_DEC, m->att_smem_dec);                                                    \
+    else                                                                                           \
         ATT(HD, ATT_RMAX, m->att_smem)
     switch (m->hd) {
-    case 16: ATT2(16); break;
-    case 32: ATT2(32); break;
-    case 64: ATT2(64); break;
-    default: ATT2(128); break;
+        case 16:
+            ATT2(16);
+            break;
+        case 32:
+            ATT2(32);
+            break;
+        case 64:
+            ATT2(64);
+            break;
+        default:
+            ATT2(128);
+            break;
     }
 #undef ATT
 #undef ATT2
@@ -684,17 +716,26 @@ static int launch_reduce(rc_model *m, int T, char *msg) {
     dim3 grid(T, m->nh);
     const int *sp = m->meta_d + m->o_split;
     switch (m->hd) {
-    case 16: k_attn_reduce<16><<<grid, 16, 0, m->st>>>(m->po, m->pml, sp, m->att, m->nh); break;
-    case 32: k_attn_reduce<32><<<grid, 32, 0, m->st>>>(m->po, m->pml, sp, m->att, m->nh); break;
-    case 64: k_attn_reduce<64><<<grid, 64, 0, m->st>>>(m->po, m->pml, sp, m->att, m->nh); break;
-    default: k_attn_reduce<128><<<grid, 128, 0, m->st>>>(m->po, m->pml, sp, m->att, m->nh); break;
+        case 16:
+            k_attn_reduce<16><<<grid, 16, 0, m->st>>>(m->po, m->pml, sp, m->att, m->nh);
+            break;
+        case 32:
+            k_attn_reduce<32><<<grid, 32, 0, m->st>>>(m->po, m->pml, sp, m->att, m->nh);
+            break;
+        case 64:
+            k_attn_reduce<64><<<grid, 64, 0, m->st>>>(m->po, m->pml, sp, m->att, m->nh);
+            break;
+        default:
+            k_attn_reduce<128><<<grid, 128, 0, m->st>>>(m->po, m->pml, sp, m->att, m->nh);
+            break;
     }
     CKK();
     return RAGD_OK;
 }
 
 /* Embedding + all decoder layers for T token rows (metadata already on the device). */
-static int run_layers(rc_model *m, int T, int ntiles, int nsplit_grid, int use_part, int dec, char *msg) {
+static int run_layers(rc_model *m, int T, int ntiles, int nsplit_grid, int use_part, int dec,
+                      char *msg) {
     const int *md = m->meta_d;
     const int H = m->H, NL = m->cfg.n_layers;
     const float eps = m->cfg.rms_eps;
@@ -704,11 +745,13 @@ static int run_layers(rc_model *m, int T, int ntiles, int nsplit_grid, int use_p
     for (int l = 0; l < NL; ++l) {
         const rc_layer *L = &m->L[l];
         bf16 *kc = m->kv + (size_t)(2 * l) * m->kv_layer, *vc = kc + m->kv_layer;
-        k_rmsnorm<<<T, NORM_THREADS, 0, m->st>>>(m->h, l ? m->delta : NULL, L->ln1, m->xn, NULL, H, eps, 1);
+        k_rmsnorm<<<T, NORM_THREADS, 0, m->st>>>(m->h, l ? m->delta : NULL, L->ln1, m->xn, NULL, H,
+                                                 eps, 1);
         CKK();
         TRY(gemm(m, m->xn, L->wqkv, m->qkv, T, m->qkvw, H, 0, msg));
-        k_qkv_rope<<<dim3((qkv_items + 127) / 128, T), 128, 0, m->st>>>(m->qkv, L->bqkv, m->rope, md + m->o_pos, md + m->o_slot, m->q, kc, vc,
-                                         m->nh, m->nkv, m->hd);
+        k_qkv_rope<<<dim3((qkv_items + 127) / 128, T), 128, 0, m->st>>>(
+            m->qkv, L->bqkv, m->rope, md + m->o_pos, md + m->o_slot, m->q, kc, vc, m->nh, m->nkv,
+            m->hd);
         CKK();
         TRY(launch_attn(m, kc, vc, ntiles, nsplit_grid, use_part, dec, msg));
         if (use_part) TRY(launch_reduce(m, T, msg));
@@ -741,7 +784,8 @@ static int bucket_of(int S) {
     return -1;
 }
 
-extern "C" int rc_forward(rc_model *m, const ragd_batch *b, float *logits, ragd_sample_out *out, char *msg) {
+extern "C" int rc_forward(rc_model *m, const ragd_batch *b, float *logits, ragd_sample_out *out,
+                          char *msg) {
     CK(cudaSetDevice(m->dev));
     if (!m->kv) {
         msgf(msg, "KV cache not initialised (call kv_init first)");
@@ -764,12 +808,13 @@ extern "C" int rc_forward(rc_model *m, const ragd_batch *b, float *logits, ragd_
         }
         const int end = s->n_past + s->n_new;
         if (end > m->cfg.max_pos) {
-            msgf(msg, "sequence %d: position %d exceeds the model's max_position_embeddings %d", i, end - 1,
-                 m->cfg.max_pos);
+            msgf(msg, "sequence %d: position %d exceeds the model's max_position_embeddings %d", i,
+                 end - 1, m->cfg.max_pos);
             return RAGD_EINVAL;
         }
         if ((int64_t)s->n_blocks * m->bs < end) {
-            msgf(msg, "sequence %d: block table of %d blocks does not cover %d positions", i, s->n_blocks, end);
+            msgf(msg, "sequence %d: block table of %d blocks does not cover %d positions", i,
+                 s->n_blocks, end);
             return RAGD_EINVAL;
         }
         if (T + s->n_new > m->Tmax) {
@@ -784,7 +829,8 @@ extern "C" int rc_forward(rc_model *m, const ragd_batch *b, float *logits, ragd_
         int *bt = mh + m->o_bt + bt_used;
         for (int j = 0; j < nbt; ++j) {
             if (s->block_table[j] < 0 || s->block_table[j] >= m->nb) {
-                msgf(msg, "sequence %d: block id %d out of range (%d blocks)", i, s->block_table[j], m->nb);
+                msgf(msg, "sequence %d: block id %d out of range (%d blocks)", i, s->block_table[j],
+                     m->nb);
                 return RAGD_EINVAL;
             }
             bt[j] = s->block_table[j];
@@ -792,7 +838,8 @@ extern "C" int rc_forward(rc_model *m, const ragd_batch *b, float *logits, ragd_
         for (int j = 0; j < s->n_new; ++j) {
             const int p = s->n_past + j;
             if (s->tokens[j] < 0 || s->tokens[j] >= m->V) {
-                msgf(msg, "sequence %d: token id %d out of range (vocabulary %d)", i, s->tokens[j], m->V);
+                msgf(msg, "sequence %d: token id %d out of range (vocabulary %d)", i, s->tokens[j],
+                     m->V);
                 return RAGD_EINVAL;
             }
             mh[m->o_tok + T + j] = s->tokens[j];
@@ -854,7 +901,8 @@ extern "C" int rc_forward(rc_model *m, const ragd_batch *b, float *logits, ragd_
     }
     mh[m->o_split] = nsplit;
     mh[m->o_split + 1] = slen;
-    CK(cudaMemcpyAsync(m->meta_d, mh, (m->o_bt + bt_used) * sizeof(int), cudaMemcpyHostToDevice, m->st));
+    CK(cudaMemcpyAsync(m->meta_d, mh, (m->o_bt + bt_used) * sizeof(int), cudaMemcpyHostToDevice,
+                       m->st));
     if (gb >= 0) {
         if (!m->graph[gb]) {
             cudaGraph_t g;
@@ -873,19 +921,20 @@ extern "C" int rc_forward(rc_model *m, const ragd_batch *b, float *logits, ragd_
         CK(cudaGraphLaunch(m->graph[gb], m->st));
     } else {
         const int use_part = nsplit > 1;
-        TRY(run_layers(m, T, ntiles, use_part ? nsplit : 1, use_part, all_decode && m->G <= ATT_RMAX_DEC, msg));
+        TRY(run_layers(m, T, ntiles, use_part ? nsplit : 1, use_part,
+                       all_decode && m->G <= ATT_RMAX_DEC, msg));
     }
     /* final norm + LM head over the wanted rows, in chunks */
     int out_i = 0;
     for (int r0 = 0; r0 < nrows; r0 += m->LCH) {
         const int nr = nrows - r0 < m->LCH ? nrows - r0 : m->LCH;
-        k_rmsnorm<<<nr, NORM_THREADS, 0, m->st>>>(m->h, m->delta, m->fnorm, m->xo, m->meta_d + m->o_rows + r0, m->H,
-                                         m->cfg.rms_eps, 0);
+        k_rmsnorm<<<nr, NORM_THREADS, 0, m->st>>>(
+            m->h, m->delta, m->fnorm, m->xo, m->meta_d + m->o_rows + r0, m->H, m->cfg.rms_eps, 0);
         CKK();
         TRY(gemm(m, m->xo, m->lm_head, m->logits, nr, m->V, m->H, 1, msg));
         if (!out) {
-            CK(cudaMemcpyAsync(logits + (size_t)r0 * m->V, m->logits, (size_t)nr * m->V * sizeof(float),
-                               cudaMemcpyDeviceToHost, m->st));
+            CK(cudaMemcpyAsync(logits + (size_t)r0 * m->V, m->logits,
+                               (size_t)nr * m->V * sizeof(float), cudaMemcpyDeviceToHost, m->st));
             continue;
         }
         /* sampling parameters for these rows */
@@ -923,12 +972,15 @@ extern "C" int rc_forward(rc_model *m, const ragd_batch *b, float *logits, ragd_
             }
             ++k;
         }
-        CK(cudaMemcpyAsync(m->sp_d, m->sp_h, (size_t)nr * sizeof(rc_sp), cudaMemcpyHostToDevice, m->st));
+        CK(cudaMemcpyAsync(m->sp_d, m->sp_h, (size_t)nr * sizeof(rc_sp), cudaMemcpyHostToDevice,
+                           m->st));
         if (hist_used)
-            CK(cudaMemcpyAsync(m->hist_d, m->hist_h, hist_used * sizeof(int), cudaMemcpyHostToDevice, m->st));
+            CK(cudaMemcpyAsync(m->hist_d, m->hist_h, hist_used * sizeof(int),
+                               cudaMemcpyHostToDevice, m->st));
         k_sample<<<nr, SAMPLE_THREADS, 0, m->st>>>(m->logits, m->V, m->sp_d, m->hist_d, m->so_d);
         CKK();
-        CK(cudaMemcpyAsync(m->so_h, m->so_d, (size_t)nr * sizeof(ragd_sample_out), cudaMemcpyDeviceToHost, m->st));
+        CK(cudaMemcpyAsync(m->so_h, m->so_d, (size_t)nr * sizeof(ragd_sample_out),
+                           cudaMemcpyDeviceToHost, m->st));
         CK(cudaStreamSynchronize(m->st)); /* the step's one host sync (per logits chunk) */
         memcpy(out + r0, m->so_h, (size_t)nr * sizeof(ragd_sample_out));
     }

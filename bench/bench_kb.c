@@ -1,0 +1,346 @@
+/* bench_kb - knowledge-base benchmarks:
+ *   1. vectors: exact (BLAS) and HNSW query latency p50/p99 on synthetic clustered vectors
+ *      (n x dim, L2-normalised), HNSW build time and recall@10 against exact search;
+ *   2. kb: ingest throughput (chunks/s) of synthetic Chinese passages (sentences of the
+ *      CMRC2018 corpus recombined) with the hash:DIM embedder, then latency p50/p99 of
+ *      ragd_kb_search in bm25 / vector-exact / vector-HNSW / hybrid mode, and the gain of one
+ *      batched call for 50 queries with 50% duplicates over 50 one-at-a-time calls.
+ * usage: bench_kb [--n N] [--dim D] [--queries Q] [--kb-n N] [--no-kb] [--no-vec]
+ *                 [--threads T] [--M 16] [--efc 200] [--ef 64]
+ * Prints one JSON object per measurement line ("bench":...). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kb/kb.h"
+#include "kb/kb_embed.h"
+#include "kb/vecsearch.h"
+#include "util/clock.h"
+#include "util/str.h"
+#include "util/vec.h"
+
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+static double urand(void) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (double)(rng >> 11) / 9007199254740992.0;
+}
+static double nrand(void) {
+    double u = urand() + 1e-12, v = urand();
+    return sqrt(-2 * log(u)) * cos(6.283185307179586 * v);
+}
+
+/* the generator of tests/unit/test_kb_vector.c: centres + r-dim cluster subspace + noise */
+static float *clustered(size_t n, int d, int k, int r, double sigma) {
+    float *c = malloc((size_t)k * d * sizeof *c), *b = malloc((size_t)k * r * d * sizeof *b);
+    float *v = malloc(n * (size_t)d * sizeof *v);
+    if (!c || !b || !v) abort();
+    for (size_t i = 0; i < (size_t)k * d; i++) c[i] = (float)nrand();
+    for (size_t i = 0; i < (size_t)k * r * d; i++) b[i] = (float)(nrand() / sqrt(r));
+    for (size_t i = 0; i < n; i++) {
+        int cl = (int)(urand() * k);
+        float *x = v + i * d;
+        for (int j = 0; j < d; j++) x[j] = c[(size_t)cl * d + j] + (float)(sigma * nrand());
+        for (int t = 0; t < r; t++) {
+            float z = (float)nrand();
+            const float *bv = b + ((size_t)cl * r + t) * d;
+            for (int j = 0; j < d; j++) x[j] += z * bv[j];
+        }
+        double s = 0;
+        for (int j = 0; j < d; j++) s += (double)x[j] * x[j];
+        for (int j = 0; j < d; j++) x[j] = (float)(x[j] / sqrt(s));
+    }
+    free(c);
+    free(b);
+    return v;
+}
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+static double pct(double *v, size_t n, double p) {
+    qsort(v, n, sizeof *v, cmp_d);
+    size_t i = (size_t)(p * (double)(n - 1) + 0.5);
+    return v[i < n ? i : n - 1];
+}
+
+static void bench_vectors(size_t n, int dim, size_t nq, ragd_pool *pool, int M, int efc, int ef) {
+    uint64_t t0 = ragd_now_ns();
+    float *all = clustered(n + nq, dim, 1000, 32, 0.02);
+    float *base = all, *q = all + n * (size_t)dim;
+    fprintf(stderr, "generated %zu x %d in %.1f s\n", n, dim, (double)(ragd_now_ns() - t0) / 1e9);
+    double *lat = malloc(nq * sizeof *lat);
+    int64_t *ei = malloc(nq * 10 * sizeof *ei);
+    float *es = malloc(nq * 10 * sizeof *es);
+    /* exact, one query at a time (sgemv) */
+    for (size_t i = 0; i < nq; i++) {
+        uint64_t s = ragd_now_ns();
+        ragd_vec_exact_topk(base, n, dim, q + i * dim, 1, 10, pool, ei + i * 10, es + i * 10, NULL);
+        lat[i] = (double)(ragd_now_ns() - s) / 1e6;
+    }
+    printf("{\"bench\":\"exact_single\",\"n\":%zu,\"dim\":%d,\"p50_ms\":%.3f,\"p99_ms\":%.3f}\n", n,
+           dim, pct(lat, nq, 0.5), pct(lat, nq, 0.99));
+    /* exact, 50 queries in one sgemm vs 50 sgemv */
+    size_t b = nq < 50 ? nq : 50;
+    int64_t *bi = malloc(b * 10 * sizeof *bi);
+    float *bs = malloc(b * 10 * sizeof *bs);
+    double best_batch = 1e30, best_single = 1e30;
+    for (int rep = 0; rep < 3; rep++) {
+        uint64_t s = ragd_now_ns();
+        ragd_vec_exact_topk(base, n, dim, q, b, 10, pool, bi, bs, NULL);
+        double tb = (double)(ragd_now_ns() - s) / 1e6;
+        s = ragd_now_ns();
+        for (size_t i = 0; i < b; i++)
+            ragd_vec_exact_topk(base, n, dim, q + i * dim, 1, 10, pool, bi, bs, NULL);
+        double ts = (double)(ragd_now_ns() - s) / 1e6;
+        if (tb < best_batch) best_batch = tb;
+        if (ts < best_single) best_single = ts;
+    }
+    printf("{\"bench\":\"exact_batch\",\"n\":%zu,\"queries\":%zu,\"batched_ms\":%.2f,"
+           "\"one_at_a_time_ms\":%.2f,\"speedup\":%.2f}\n",
+           n, b, best_batch, best_single, best_single / best_batch);
+    /* HNSW */
+    ragd_hnsw *h;
+    ragd_hnsw_params p = {M, efc, 42};
+    ragd_hnsw_create(dim, &p, &h, NULL);
+    int64_t *labels = malloc(n * sizeof *labels);
+    for (size_t i = 0; i < n; i++) labels[i] = (int64_t)i;
+    t0 = ragd_now_ns();
+    if (ragd_hnsw_add_batch(h, base, labels, n, pool, NULL)) abort();
+    double build_s = (double)(ragd_now_ns() - t0) / 1e9;
+    ragd_buf blob = {0};
+    ragd_hnsw_save(h, &blob);
+    for (int e = ef / 2; e <= ef * 2; e *= 2) {
+        size_t hit = 0;
+        for (size_t i = 0; i < nq; i++) {
+            int64_t hl[10];
+            float hs[10];
+            size_t nh;
+            uint64_t s = ragd_now_ns();
+            ragd_hnsw_search(h, q + i * dim, 10, e, hl, hs, &nh);
+            lat[i] = (double)(ragd_now_ns() - s) / 1e6;
+            for (size_t a = 0; a < nh; a++)
+                for (int c = 0; c < 10; c++) hit += hl[a] == ei[i * 10 + c];
+        }
+        printf("{\"bench\":\"hnsw\",\"n\":%zu,\"dim\":%d,\"M\":%d,\"ef_construction\":%d,"
+               "\"ef_search\":%d,\"build_s\":%.1f,\"threads\":%d,\"graph_mb\":%.0f,"
+               "\"recall@10\":%.4f,\"p50_ms\":%.3f,\"p99_ms\":%.3f}\n",
+               n, dim, M, efc, e, build_s, ragd_pool_size(pool), (double)blob.len / 1e6,
+               (double)hit / (double)(nq * 10), pct(lat, nq, 0.5), pct(lat, nq, 0.99));
+        fflush(stdout);
+    }
+    ragd_buf_free(&blob);
+    ragd_hnsw_destroy(h);
+    free(labels);
+    free(bi);
+    free(bs);
+    free(ei);
+    free(es);
+    free(lat);
+    free(all);
+}
+
+/* ---- kb ---- */
+
+typedef RAGD_VEC(char *) strv;
+
+static void load_sentences(strv *sent, strv *questions) {
+    char path[4096], *data = NULL;
+    size_t len = 0;
+    ragd_shared_path(path, sizeof path, "data/cmrc2018/corpus.jsonl");
+    if (ragd_read_file(path, &data, &len, NULL)) {
+        fprintf(stderr, "bench_kb: %s missing (set RAGD_SHARED)\n", path);
+        exit(1);
+    }
+    /* crude: split the text fields on 。 */
+    char *p = data;
+    while ((p = strstr(p, "\"text\": \""))) {
+        p += 9;
+        char *end = strchr(p, '"');
+        if (!end) break;
+        *end = 0;
+        char *s = p;
+        for (;;) {
+            char *dot = strstr(s, "。");
+            size_t n = dot ? (size_t)(dot - s) + 3 : strlen(s);
+            if (n > 12) RAGD_VEC_PUSH(sent, strndup(s, n));
+            if (!dot) break;
+            s = dot + 3;
+        }
+        p = end + 1;
+    }
+    free(data);
+    ragd_shared_path(path, sizeof path, "data/cmrc2018/queries.jsonl");
+    if (ragd_read_file(path, &data, &len, NULL)) exit(1);
+    p = data;
+    while ((p = strstr(p, "\"text\": \""))) {
+        p += 9;
+        char *end = strchr(p, '"');
+        if (!end) break;
+        RAGD_VEC_PUSH(questions, strndup(p, (size_t)(end - p)));
+        p = end + 1;
+    }
+    free(data);
+}
+
+static void bench_kb(size_t n, int dim, size_t nq, ragd_pool *pool, int ef) {
+    strv sent = {0}, qs = {0};
+    load_sentences(&sent, &qs);
+    char dir[] = "/tmp/bench_kb_XXXXXX";
+    if (!mkdtemp(dir)) abort();
+    char corpus[256], db[256];
+    snprintf(corpus, sizeof corpus, "%s/corpus.jsonl", dir);
+    snprintf(db, sizeof db, "%s/kb.db", dir);
+    FILE *f = fopen(corpus, "w");
+    ragd_buf line = {0};
+    for (size_t i = 0; i < n; i++) {
+        ragd_buf_clear(&line);
+        int ns = 2 + (int)(urand() * 4);
+        for (int s = 0; s < ns; s++) ragd_buf_puts(&line, sent.data[(size_t)(urand() * sent.len)]);
+        fprintf(f, "{\"id\":\"p%zu\",\"text\":", i);
+        ragd_buf tmp = {0};
+        ragd_buf_json_str(&tmp, line.data, line.len);
+        fprintf(f, "%s}\n", tmp.data);
+        ragd_buf_free(&tmp);
+    }
+    fclose(f);
+    ragd_buf_free(&line);
+    ragd_kb *kb;
+    ragd_kb_opts o = {.path = db, .pool = pool, .hnsw_threshold = (size_t)-1, .hnsw_ef_search = ef};
+    if (ragd_kb_open(&o, &kb, NULL)) abort();
+    ragd_kb_embedder *emb;
+    ragd_kb_hash_embedder_create(dim, &emb, NULL);
+    const char *paths[] = {corpus};
+    ragd_kb_ingest_opts io = {"bench", emb, 0, 0, NULL, 256, NULL, NULL};
+    ragd_kb_ingest_stats st;
+    ragd_err err = {0};
+    if (ragd_kb_ingest(kb, paths, 1, &io, &st, &err)) {
+        fprintf(stderr, "ingest: %s\n", err.msg);
+        exit(1);
+    }
+    printf("{\"bench\":\"ingest\",\"chunks\":%zu,\"embedder\":\"%s\",\"seconds\":%.1f,"
+           "\"chunks_per_s\":%.0f}\n",
+           st.chunks, emb->model_name, st.seconds, (double)st.chunks / st.seconds);
+    fflush(stdout);
+    const char *ix[] = {"bench"};
+    double *lat = malloc(nq * sizeof *lat);
+    struct {
+        const char *name;
+        ragd_kb_mode mode;
+        ragd_kb_vec_algo algo;
+    } modes[] = {{"bm25", RAGD_KB_BM25, RAGD_KB_VEC_EXACT},
+                 {"vector_exact", RAGD_KB_VECTOR, RAGD_KB_VEC_EXACT},
+                 {"vector_hnsw", RAGD_KB_VECTOR, RAGD_KB_VEC_HNSW},
+                 {"hybrid_exact", RAGD_KB_HYBRID, RAGD_KB_VEC_EXACT}};
+    for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+        ragd_kb_search_opts so = {.indexes = ix,
+                                  .n_indexes = 1,
+                                  .k = 10,
+                                  .mode = modes[m].mode,
+                                  .vec_algo = modes[m].algo};
+        ragd_kb_results r;
+        uint64_t w = ragd_now_ns();
+        if (ragd_kb_search(kb, emb, (const char *const *)qs.data, 1, &so, &r, &err)) { /* warm */
+            fprintf(stderr, "search: %s\n", err.msg);
+            exit(1);
+        }
+        double warm_s = (double)(ragd_now_ns() - w) / 1e9;
+        ragd_kb_results_free(&r);
+        for (size_t i = 0; i < nq; i++) {
+            const char *q = qs.data[(i * 7919) % qs.len];
+            uint64_t s = ragd_now_ns();
+            ragd_kb_search(kb, emb, &q, 1, &so, &r, NULL);
+            lat[i] = (double)(ragd_now_ns() - s) / 1e6;
+            ragd_kb_results_free(&r);
+        }
+        printf("{\"bench\":\"kb_search\",\"mode\":\"%s\",\"chunks\":%zu,\"first_call_s\":%.2f,"
+               "\"p50_ms\":%.3f,\"p99_ms\":%.3f}\n",
+               modes[m].name, st.chunks, warm_s, pct(lat, nq, 0.5), pct(lat, nq, 0.99));
+        fflush(stdout);
+    }
+    /* 50 queries, 25 distinct (each twice), batched vs one at a time */
+    const char *batch[50];
+    for (int i = 0; i < 50; i++) batch[i] = qs.data[((size_t)(i % 25) * 104729) % qs.len];
+    for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+        ragd_kb_search_opts so = {.indexes = ix,
+                                  .n_indexes = 1,
+                                  .k = 10,
+                                  .mode = modes[m].mode,
+                                  .vec_algo = modes[m].algo};
+        double tb = 1e30, ts = 1e30;
+        for (int rep = 0; rep < 3; rep++) {
+            ragd_kb_results r;
+            uint64_t s = ragd_now_ns();
+            ragd_kb_search(kb, emb, batch, 50, &so, &r, NULL);
+            double b = (double)(ragd_now_ns() - s) / 1e6;
+            ragd_kb_results_free(&r);
+            s = ragd_now_ns();
+            for (int i = 0; i < 50; i++) {
+                ragd_kb_search(kb, emb, &batch[i], 1, &so, &r, NULL);
+                ragd_kb_results_free(&r);
+            }
+            double t = (double)(ragd_now_ns() - s) / 1e6;
+            if (b < tb) tb = b;
+            if (t < ts) ts = t;
+        }
+        printf("{\"bench\":\"kb_batch50_dup50\",\"mode\":\"%s\",\"chunks\":%zu,\"batched_ms\":%.2f,"
+               "\"one_at_a_time_ms\":%.2f,\"speedup\":%.2f}\n",
+               modes[m].name, st.chunks, tb, ts, ts / tb);
+        fflush(stdout);
+    }
+    free(lat);
+    ragd_kb_embedder_close(emb);
+    ragd_kb_close(kb);
+    for (size_t i = 0; i < sent.len; i++) free(sent.data[i]);
+    for (size_t i = 0; i < qs.len; i++) free(qs.data[i]);
+    RAGD_VEC_FREE(&sent);
+    RAGD_VEC_FREE(&qs);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd)) fprintf(stderr, "could not remove %s\n", dir);
+}
+
+int main(int argc, char **argv) {
+    size_t n = 100000, nq = 200, kb_n = 100000;
+    int dim = 512, threads = 0, M = 16, efc = 200, ef = 64, do_kb = 1, do_vec = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "0";
+        if (!strcmp(a, "--n"))
+            n = strtoull(v, NULL, 10), i++;
+        else if (!strcmp(a, "--kb-n"))
+            kb_n = strtoull(v, NULL, 10), i++;
+        else if (!strcmp(a, "--dim"))
+            dim = atoi(v), i++;
+        else if (!strcmp(a, "--queries"))
+            nq = strtoull(v, NULL, 10), i++;
+        else if (!strcmp(a, "--threads"))
+            threads = atoi(v), i++;
+        else if (!strcmp(a, "--M"))
+            M = atoi(v), i++;
+        else if (!strcmp(a, "--efc"))
+            efc = atoi(v), i++;
+        else if (!strcmp(a, "--ef"))
+            ef = atoi(v), i++;
+        else if (!strcmp(a, "--no-kb"))
+            do_kb = 0;
+        else if (!strcmp(a, "--no-vec"))
+            do_vec = 0;
+        else {
+            fprintf(stderr, "usage: bench_kb [--n N] [--kb-n N] [--dim D] [--queries Q] "
+                            "[--threads T] [--M M] [--efc E] [--ef E] [--no-kb] [--no-vec]\n");
+            return 2;
+        }
+    }
+    if (n < 100 || nq < 10 || dim < 8) return 2;
+    ragd_pool *pool = ragd_pool_create(threads);
+    printf("{\"bench\":\"machine\",\"threads\":%d,\"cpus\":%ld}\n", ragd_pool_size(pool),
+           sysconf(_SC_NPROCESSORS_ONLN));
+    if (do_vec) bench_vectors(n, dim, nq, pool, M, efc, ef);
+    if (do_kb) bench_kb(kb_n, dim, nq, pool, ef);
+    ragd_pool_destroy(pool);
+    return 0;
+}

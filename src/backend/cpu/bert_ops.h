@@ -1,0 +1,37 @@
+/* bert_ops.h - fused CPU kernels of the BERT encoder (src/model/bert.c): bias + exact (erf)
+ * GELU, bias + residual + LayerNorm, and one attention head of one packed sequence
+ * (scores, softmax, weighted sum) without materialising the L x L matrix beyond one row.
+ * Plain C written so GCC vectorises the inner loops (no reductions across lanes in the hot
+ * loops). Thread-safety: pure functions on caller-owned memory.
+ */
+#ifndef RAGD_BACKEND_CPU_BERT_OPS_H
+#define RAGD_BACKEND_CPU_BERT_OPS_H
+
+#include <stddef.h>
+
+/* erf(x) for float, max abs error ~1e-7 (rational approximation on [-4, 4]). */
+float ragd_erf_approx(float x);
+
+/* y[i] = gelu(y[i] + b[i]) for i < n, gelu(x) = 0.5 x (1 + erf(x / sqrt 2)). */
+void ragd_bias_gelu(float *y, const float *b, size_t n);
+
+/* x = LayerNorm(x + r + bias) * g + beta over one row of n values (r, bias may be NULL). */
+void ragd_add_layernorm(float *x, const float *r, const float *bias, const float *g,
+                        const float *beta, size_t n, float eps);
+
+/* In-place softmax of one row of n values. */
+void ragd_softmax_row(float *x, int n);
+
+/* In-place y[i] += b[i]. */
+void ragd_add_bias(float *y, const float *b, size_t n);
+
+/* One head of self-attention over a sequence of L tokens (no mask: packed sequences), for
+ * the first Lq query rows (Lq = L normally, 1 when only [CLS] is needed). Query row i at
+ * q + i * q_stride, key/value row j at k/v + j * kv_stride (head_dim D values each); the
+ * biases qb/kb/vb (D values, may be NULL) are added on the fly. Output row i at
+ * out + i * out_stride. scratch: L * D + L floats. scale multiplies the scores (1/sqrt D). */
+void ragd_attention_head(const float *q, size_t q_stride, int Lq, const float *k, const float *v,
+                         size_t kv_stride, int L, const float *qb, const float *kb, const float *vb,
+                         float *out, size_t out_stride, int D, float scale, float *scratch);
+
+#endif

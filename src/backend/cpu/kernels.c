@@ -1,0 +1,348 @@
+#include "backend/cpu/kernels.h"
+
+#include <math.h>
+#include <string.h>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#define RAGD_K_AVX512 1
+#endif
+
+#define FORCE_INLINE static inline __attribute__((always_inline))
+
+#ifdef RAGD_K_AVX512
+
+/* e^x for x <= 0 mostly (softmax, silu); ~1 ulp over the f32 range. */
+FORCE_INLINE __m512 exp512(__m512 x) {
+    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.3762626647949f)), _mm512_set1_ps(-103.0f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+FORCE_INLINE __m512 ldw(const void *w, ragd_dtype dt, size_t off) {
+    if (dt == RAGD_DT_BF16) {
+        __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)w + off));
+        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    }
+    if (dt == RAGD_DT_F16) {
+        __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)w + off));
+        return _mm512_cvtph_ps(h);
+    }
+    return _mm512_loadu_ps((const float *)w + off);
+}
+
+FORCE_INLINE __m512 ldw_mask(const void *w, ragd_dtype dt, size_t off, __mmask16 m) {
+    if (dt == RAGD_DT_BF16) {
+        __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)w + off);
+        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    }
+    if (dt == RAGD_DT_F16) {
+        __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)w + off);
+        return _mm512_cvtph_ps(h);
+    }
+    return _mm512_maskz_loadu_ps(m, (const float *)w + off);
+}
+
+/* nr rows x nt tokens block; every (row, token) accumulates in k order in its own register. */
+FORCE_INLINE void kern(int nr, int nt, const float *X, size_t ldx, const void *W, ragd_dtype dt,
+                       size_t ldw_, int K, const float *bias, float *Y, size_t ldy,
+                       int accumulate) {
+    __m512 acc[8][4];
+    for (int i = 0; i < nr; i++)
+        for (int j = 0; j < nt; j++) acc[i][j] = _mm512_setzero_ps();
+    int k = 0;
+    for (; k + 16 <= K; k += 16) {
+        __m512 x[4];
+        for (int j = 0; j < nt; j++) x[j] = _mm512_loadu_ps(X + (size_t)j * ldx + k);
+        for (int i = 0; i < nr; i++) {
+            __m512 w = ldw(W, dt, (size_t)i * ldw_ + (size_t)k);
+            for (int j = 0; j < nt; j++) acc[i][j] = _mm512_fmadd_ps(w, x[j], acc[i][j]);
+        }
+    }
+    if (k < K) {
+        __mmask16 m = (__mmask16)((1u << (K - k)) - 1u);
+        __m512 x[4];
+        for (int j = 0; j < nt; j++) x[j] = _mm512_maskz_loadu_ps(m, X + (size_t)j * ldx + k);
+        for (int i = 0; i < nr; i++) {
+            __m512 w = ldw_mask(W, dt, (size_t)i * ldw_ + (size_t)k, m);
+            for (int j = 0; j < nt; j++) acc[i][j] = _mm512_fmadd_ps(w, x[j], acc[i][j]);
+        }
+    }
+    for (int i = 0; i < nr; i++)
+        for (int j = 0; j < nt; j++) {
+            float s = _mm512_reduce_add_ps(acc[i][j]);
+            if (bias) s += bias[i];
+            float *y = Y + (size_t)j * ldy + i;
+            *y = accumulate ? *y + s : s;
+        }
+}
+
+FORCE_INLINE void rows_dt(ragd_dtype dt, const float *X, size_t ldx, int t0, int t1, const void *W,
+                          int K, int r0, int r1, const float *bias, float *Y, size_t ldy, int acc) {
+    size_t es = dt == RAGD_DT_F32 ? 4 : 2;
+    const char *Wb = W;
+    if (t1 - t0 == 1) {
+        const float *x = X + (size_t)t0 * ldx;
+        float *y = Y + (size_t)t0 * ldy;
+        int r = r0;
+        for (; r + 8 <= r1; r += 8)
+            kern(8, 1, x, ldx, Wb + (size_t)r * K * es, dt, (size_t)K, K, bias ? bias + r : NULL,
+                 y + r, ldy, acc);
+        for (; r < r1; r++)
+            kern(1, 1, x, ldx, Wb + (size_t)r * K * es, dt, (size_t)K, K, bias ? bias + r : NULL,
+                 y + r, ldy, acc);
+        return;
+    }
+    for (int r = r0; r < r1; r += 4) {
+        int nr = r1 - r < 4 ? r1 - r : 4;
+        const void *wr = Wb + (size_t)r * K * es;
+        const float *br = bias ? bias + r : NULL;
+        int t = t0;
+        if (nr == 4) {
+            for (; t + 4 <= t1; t += 4)
+                kern(4, 4, X + (size_t)t * ldx, ldx, wr, dt, (size_t)K, K, br,
+                     Y + (size_t)t * ldy + r, ldy, acc);
+            for (; t < t1; t++)
+                kern(4, 1, X + (size_t)t * ldx, ldx, wr, dt, (size_t)K, K, br,
+                     Y + (size_t)t * ldy + r, ldy, acc);
+        } else {
+            for (; t < t1; t++)
+                for (int i = 0; i < nr; i++)
+                    kern(1, 1, X + (size_t)t * ldx, ldx, (const char *)wr + (size_t)i * K * es, dt,
+                         (size_t)K, K, br ? br + i : NULL, Y + (size_t)t * ldy + r + i, ldy, acc);
+        }
+    }
+}
+
+void ragd_k_matmul_rows(const float *X, size_t ldx, int t0, int t1, const void *W, ragd_dtype dt,
+                        int K, int r0, int r1, const float *bias, float *Y, size_t ldy,
+                        int accumulate) {
+    switch (dt) {
+        case RAGD_DT_BF16:
+            rows_dt(RAGD_DT_BF16, X, ldx, t0, t1, W, K, r0, r1, bias, Y, ldy, accumulate);
+            break;
+        case RAGD_DT_F16:
+            rows_dt(RAGD_DT_F16, X, ldx, t0, t1, W, K, r0, r1, bias, Y, ldy, accumulate);
+            break;
+        default:
+            rows_dt(RAGD_DT_F32, X, ldx, t0, t1, W, K, r0, r1, bias, Y, ldy, accumulate);
+            break;
+    }
+}
+
+float ragd_k_dot(const float *a, const float *b, int n) {
+    __m512 acc = _mm512_setzero_ps();
+    int k = 0;
+    for (; k + 16 <= n; k += 16)
+        acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + k), _mm512_loadu_ps(b + k), acc);
+    if (k < n) {
+        __mmask16 m = (__mmask16)((1u << (n - k)) - 1u);
+        acc =
+            _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + k), _mm512_maskz_loadu_ps(m, b + k), acc);
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
+void ragd_k_axpy(float *y, float a, const float *x, int n) {
+    __m512 va = _mm512_set1_ps(a);
+    int k = 0;
+    for (; k + 16 <= n; k += 16)
+        _mm512_storeu_ps(y + k,
+                         _mm512_fmadd_ps(va, _mm512_loadu_ps(x + k), _mm512_loadu_ps(y + k)));
+    for (; k < n; k++) y[k] = fmaf(a, x[k], y[k]);
+}
+
+float ragd_k_exp_sub_sum(float *x, int n, float max) {
+    __m512 vm = _mm512_set1_ps(max), s = _mm512_setzero_ps();
+    int k = 0;
+    for (; k + 16 <= n; k += 16) {
+        __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(x + k), vm));
+        _mm512_storeu_ps(x + k, e);
+        s = _mm512_add_ps(s, e);
+    }
+    if (k < n) {
+        __mmask16 m = (__mmask16)((1u << (n - k)) - 1u);
+        __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + k), vm));
+        e = _mm512_maskz_mov_ps(m, e);
+        _mm512_mask_storeu_ps(x + k, m, e);
+        s = _mm512_add_ps(s, e);
+    }
+    return _mm512_reduce_add_ps(s);
+}
+
+void ragd_k_swiglu(float *out, const float *g, const float *u, int n) {
+    int k = 0;
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (; k + 16 <= n; k += 16) {
+        __m512 vg = _mm512_loadu_ps(g + k);
+        __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), vg));
+        __m512 s = _mm512_div_ps(vg, _mm512_add_ps(one, e));
+        _mm512_storeu_ps(out + k, _mm512_mul_ps(s, _mm512_loadu_ps(u + k)));
+    }
+    for (; k < n; k++) out[k] = g[k] / (1.0f + expf(-g[k])) * u[k];
+}
+
+#else /* scalar fallback */
+
+void ragd_k_matmul_rows(const float *X, size_t ldx, int t0, int t1, const void *W, ragd_dtype dt,
+                        int K, int r0, int r1, const float *bias, float *Y, size_t ldy,
+                        int accumulate) {
+    for (int t = t0; t < t1; t++)
+        for (int r = r0; r < r1; r++) {
+            float s = 0;
+            for (int k = 0; k < K; k++) {
+                size_t o = (size_t)r * K + k;
+                float w = dt == RAGD_DT_BF16  ? ragd_bf16_to_f32(((const uint16_t *)W)[o])
+                          : dt == RAGD_DT_F16 ? ragd_f16_to_f32(((const uint16_t *)W)[o])
+                                              : ((const float *)W)[o];
+                s += w * X[(size_t)t * ldx + k];
+            }
+            if (bias) s += bias[r];
+            float *y = Y + (size_t)t * ldy + r;
+            *y = accumulate ? *y + s : s;
+        }
+}
+
+float ragd_k_dot(const float *a, const float *b, int n) {
+    float s = 0;
+    for (int k = 0; k < n; k++) s += a[k] * b[k];
+    return s;
+}
+
+void ragd_k_axpy(float *y, float a, const float *x, int n) {
+    for (int k = 0; k < n; k++) y[k] += a * x[k];
+}
+
+float ragd_k_exp_sub_sum(float *x, int n, float max) {
+    float s = 0;
+    for (int k = 0; k < n; k++) {
+        x[k] = expf(x[k] - max);
+        s += x[k];
+    }
+    return s;
+}
+
+void ragd_k_swiglu(float *out, const float *g, const float *u, int n) {
+    for (int k = 0; k < n; k++) out[k] = g[k] / (1.0f + expf(-g[k])) * u[k];
+}
+
+#endif
+
+#if defined(RAGD_K_AVX512) && defined(__AVX512BF16__)
+
+int ragd_k_have_bf16_dot(void) {
+    return 1;
+}
+
+FORCE_INLINE void kern_bf16(int nr, int nt, const uint16_t *X, size_t ldx, const uint16_t *W,
+                            size_t ldw_, int K, const float *bias, float *Y, size_t ldy,
+                            int accumulate) {
+    __m512 acc[4][4];
+    for (int i = 0; i < nr; i++)
+        for (int j = 0; j < nt; j++) acc[i][j] = _mm512_setzero_ps();
+    int k = 0;
+    for (; k + 32 <= K; k += 32) {
+        __m512i x[4];
+        for (int j = 0; j < nt; j++) x[j] = _mm512_loadu_si512(X + (size_t)j * ldx + k);
+        for (int i = 0; i < nr; i++) {
+            __m512i w = _mm512_loadu_si512(W + (size_t)i * ldw_ + k);
+            for (int j = 0; j < nt; j++)
+                acc[i][j] = _mm512_dpbf16_ps(acc[i][j], (__m512bh)x[j], (__m512bh)w);
+        }
+    }
+    if (k < K) {
+        __mmask32 m = (__mmask32)((1ull << (K - k)) - 1ull);
+        __m512i x[4];
+        for (int j = 0; j < nt; j++) x[j] = _mm512_loadu_si512(X + (size_t)j * ldx + k);
+        for (int i = 0; i < nr; i++) {
+            __m512i w = _mm512_maskz_loadu_epi16(m, W + (size_t)i * ldw_ + k);
+            for (int j = 0; j < nt; j++)
+                acc[i][j] = _mm512_dpbf16_ps(acc[i][j], (__m512bh)x[j], (__m512bh)w);
+        }
+    }
+    for (int i = 0; i < nr; i++)
+        for (int j = 0; j < nt; j++) {
+            float s = _mm512_reduce_add_ps(acc[i][j]);
+            if (bias) s += bias[i];
+            float *y = Y + (size_t)j * ldy + i;
+            *y = accumulate ? *y + s : s;
+        }
+}
+
+void ragd_k_matmul_rows_bf16(const uint16_t *Xb, size_t ldxb, int t0, int t1, const uint16_t *W,
+                             int K, int r0, int r1, const float *bias, float *Y, size_t ldy,
+                             int accumulate) {
+    for (int r = r0; r < r1; r += 4) {
+        int nr = r1 - r < 4 ? r1 - r : 4;
+        const uint16_t *wr = W + (size_t)r * K;
+        const float *br = bias ? bias + r : NULL;
+        int t = t0;
+        if (nr == 4) {
+            for (; t + 4 <= t1; t += 4)
+                kern_bf16(4, 4, Xb + (size_t)t * ldxb, ldxb, wr, (size_t)K, K, br,
+                          Y + (size_t)t * ldy + r, ldy, accumulate);
+            for (; t < t1; t++)
+                kern_bf16(4, 1, Xb + (size_t)t * ldxb, ldxb, wr, (size_t)K, K, br,
+                          Y + (size_t)t * ldy + r, ldy, accumulate);
+        } else {
+            for (; t < t1; t++)
+                for (int i = 0; i < nr; i++)
+                    kern_bf16(1, 1, Xb + (size_t)t * ldxb, ldxb, wr + (size_t)i * K, (size_t)K, K,
+                              br ? br + i : NULL, Y + (size_t)t * ldy + r + i, ldy, accumulate);
+        }
+    }
+}
+
+#else
+
+int ragd_k_have_bf16_dot(void) {
+    return 0;
+}
+
+void ragd_k_matmul_rows_bf16(const uint16_t *Xb, size_t ldxb, int t0, int t1, const uint16_t *W,
+                             int K, int r0, int r1, const float *bias, float *Y, size_t ldy,
+                             int accumulate) {
+    for (int t = t0; t < t1; t++)
+        for (int r = r0; r < r1; r++) {
+            float s = 0;
+            for (int k = 0; k < K; k++)
+                s += ragd_bf16_to_f32(Xb[(size_t)t * ldxb + k]) *
+                     ragd_bf16_to_f32(W[(size_t)r * K + k]);
+            if (bias) s += bias[r];
+            float *y = Y + (size_t)t * ldy + r;
+            *y = accumulate ? *y + s : s;
+        }
+}
+
+#endif
+
+void ragd_k_to_bf16(uint16_t *dst, const float *src, int n, int n_pad) {
+    for (int i = 0; i < n; i++) dst[i] = ragd_f32_to_bf16(src[i]);
+    for (int i = n; i < n_pad; i++) dst[i] = 0;
+}
+
+void ragd_k_rmsnorm(float *y, const float *x, const float *w, int n, float eps) {
+    float ss = ragd_k_dot(x, x, n);
+    float r = 1.0f / sqrtf(ss / (float)n + eps);
+    for (int i = 0; i < n; i++) y[i] = w[i] * (x[i] * r);
+}
+
+void ragd_k_rope(float *x, const float *c, const float *s, int d) {
+    int h = d / 2;
+    for (int i = 0; i < h; i++) {
+        float a = x[i], b = x[i + h];
+        x[i] = a * c[i] - b * s[i];
+        x[i + h] = b * c[i] + a * s[i];
+    }
+}

@@ -1,0 +1,374 @@
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine/sampler.h"
+#include "engine/sampling.h"
+#include "util/clock.h"
+#include "util/str.h"
+
+typedef struct ragd_sampler_cand {
+    float v;
+    int32_t id;
+} vi;
+
+void ragd_sampling_defaults(ragd_sampling_params *p) {
+    memset(p, 0, sizeof *p);
+    p->temperature = 1.0f;
+    p->top_p = 1.0f;
+    p->top_k = 0;
+    p->min_p = 0.0f;
+    p->repetition_penalty = 1.0f;
+    p->logprobs = -1;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* xoshiro256** seeded through splitmix64                                                   */
+
+static uint64_t splitmix64(uint64_t *x) {
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+void ragd_rng_seed(ragd_rng *r, uint64_t seed) {
+    uint64_t x = seed;
+    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&x);
+}
+
+static inline uint64_t rotl(uint64_t x, int k) {
+    return (x << k) | (x >> (64 - k));
+}
+
+uint64_t ragd_rng_next(ragd_rng *r) {
+    uint64_t *s = r->s;
+    uint64_t out = rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return out;
+}
+
+double ragd_rng_uniform(ragd_rng *r) {
+    return (double)(ragd_rng_next(r) >> 11) * 0x1.0p-53;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+int ragd_sampling_validate(const ragd_sampling_params *p, ragd_err *err) {
+#define BAD(field, cond, msg)                                                                      \
+    if (!(cond)) return ragd_err_set(err, RAGD_EINVAL, "%s " msg, field)
+    BAD("temperature", isfinite(p->temperature) && p->temperature >= 0 && p->temperature <= 100,
+        "must be between 0 and 100");
+    BAD("top_p", isfinite(p->top_p) && p->top_p > 0 && p->top_p <= 1, "must be in (0, 1]");
+    BAD("top_k", p->top_k >= 0, "must be >= 0 (0 = off)");
+    BAD("min_p", isfinite(p->min_p) && p->min_p >= 0 && p->min_p <= 1, "must be in [0, 1]");
+    BAD("repetition_penalty",
+        isfinite(p->repetition_penalty) && p->repetition_penalty > 0 &&
+            p->repetition_penalty <= 100,
+        "must be > 0");
+    BAD("presence_penalty", isfinite(p->presence_penalty) && fabsf(p->presence_penalty) <= 2,
+        "must be between -2 and 2");
+    BAD("frequency_penalty", isfinite(p->frequency_penalty) && fabsf(p->frequency_penalty) <= 2,
+        "must be between -2 and 2");
+    BAD("top_logprobs", p->logprobs >= -1 && p->logprobs <= RAGD_MAX_TOP_LOGPROBS,
+        "must be between 0 and 20");
+#undef BAD
+    return RAGD_OK;
+}
+
+int ragd_sampler_init(ragd_sampler *s, const ragd_sampling_params *p, int vocab, ragd_err *err) {
+    memset(s, 0, sizeof *s);
+    int rc = ragd_sampling_validate(p, err);
+    if (rc) return rc;
+    if (vocab <= 0) return ragd_err_set(err, RAGD_EINVAL, "sampler: vocab size %d", vocab);
+    s->p = *p;
+    s->vocab = vocab;
+    uint64_t seed = p->has_seed ? p->seed : (ragd_now_ns() ^ ((uint64_t)(uintptr_t)s << 16));
+    ragd_rng_seed(&s->rng, seed);
+    s->work = malloc(sizeof(float) * (size_t)vocab);
+    s->cand = malloc(sizeof(*s->cand) * (size_t)vocab);
+    if (!s->work || !s->cand) {
+        ragd_sampler_free(s);
+        return ragd_err_set(err, RAGD_ENOMEM, "out of memory");
+    }
+    return RAGD_OK;
+}
+
+void ragd_sampler_free(ragd_sampler *s) {
+    free(s->work);
+    free(s->cand);
+    free(s->sort);
+    memset(s, 0, sizeof *s);
+}
+
+double ragd_logsumexp(const float *x, int n) {
+    float mx = -INFINITY;
+    for (int i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    if (!isfinite(mx)) return mx;
+    double s = 0;
+    for (int i = 0; i < n; i++) s += exp((double)x[i] - mx);
+    return mx + log(s);
+}
+
+/* min-heap of (value, id) keeping the k largest; ties broken towards the lower id */
+
+static int vi_less(vi a, vi b) { /* a ranks below b */
+    return a.v < b.v || (a.v == b.v && a.id > b.id);
+}
+
+static void heap_down(vi *h, int n, int i) {
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && vi_less(h[l], h[m])) m = l;
+        if (r < n && vi_less(h[r], h[m])) m = r;
+        if (m == i) return;
+        vi t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
+    }
+}
+
+/* Top-k of x[ids[0..n)] (or of 0..n when ids NULL) into out (descending); returns count. */
+static int top_k_select(const float *x, const int32_t *ids, int n, int k, vi *out) {
+    if (k > n) k = n;
+    int m = 0;
+    for (int j = 0; j < n; j++) {
+        int32_t id = ids ? ids[j] : j;
+        vi e = {x[id], id};
+        if (m < k) {
+            out[m++] = e;
+            if (m == k)
+                for (int i = k / 2 - 1; i >= 0; i--) heap_down(out, k, i);
+        } else if (vi_less(out[0], e)) {
+            out[0] = e;
+            heap_down(out, k, 0);
+        }
+    }
+    if (m < k)
+        for (int i = m / 2 - 1; i >= 0; i--) heap_down(out, m, i);
+    /* heap sort: pop the minimum to the end */
+    for (int end = m - 1; end > 0; end--) {
+        vi t = out[0];
+        out[0] = out[end];
+        out[end] = t;
+        heap_down(out, end, 0);
+    }
+    return m;
+}
+
+int ragd_top_logprobs(const float *logits, int vocab, double lse, int n, int32_t *ids, float *lps) {
+    if (n <= 0) return 0;
+    if (n > RAGD_MAX_TOP_LOGPROBS) n = RAGD_MAX_TOP_LOGPROBS;
+    vi tmp[RAGD_MAX_TOP_LOGPROBS];
+    int m = top_k_select(logits, NULL, vocab, n, tmp);
+    for (int i = 0; i < m; i++) {
+        ids[i] = tmp[i].id;
+        lps[i] = (float)((double)tmp[i].v - lse);
+    }
+    return m;
+}
+
+int ragd_topk(const float *x, int n, int k, int32_t *ids, float *vals) {
+    if (k <= 0) return 0;
+    vi *tmp = malloc(sizeof(vi) * (size_t)(k < n ? k : n));
+    if (!tmp) return -1;
+    int m = top_k_select(x, NULL, n, k, tmp);
+    for (int i = 0; i < m; i++) {
+        ids[i] = tmp[i].id;
+        vals[i] = tmp[i].v;
+    }
+    free(tmp);
+    return m;
+}
+
+static int cmp_i32(const void *a, const void *b) {
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int cmp_vi_desc(const void *a, const void *b) {
+    vi x = *(const vi *)a, y = *(const vi *)b;
+    return vi_less(x, y) ? 1 : vi_less(y, x) ? -1 : 0;
+}
+
+static int sorted_copy(ragd_sampler *s, const int32_t *a, int na, const int32_t *b, int nb,
+                       ragd_err *err) {
+    size_t n = (size_t)na + (size_t)nb;
+    if (n > s->sort_cap) {
+        int32_t *p = realloc(s->sort, n * sizeof *p);
+        if (!p) return ragd_err_set(err, RAGD_ENOMEM, "out of memory");
+        s->sort = p;
+        s->sort_cap = n;
+    }
+    if (na) memcpy(s->sort, a, (size_t)na * sizeof *a);
+    if (nb) memcpy(s->sort + na, b, (size_t)nb * sizeof *b);
+    qsort(s->sort, n, sizeof *s->sort, cmp_i32);
+    return RAGD_OK;
+}
+
+static int apply_penalties(ragd_sampler *s, float *lg, const int32_t *prompt, int n_prompt,
+                           const int32_t *gen, int n_gen, ragd_err *err) {
+    const ragd_sampling_params *p = &s->p;
+    int rc;
+    int V = s->vocab;
+    if (p->repetition_penalty != 1.0f && n_prompt + n_gen > 0) {
+        if ((rc = sorted_copy(s, prompt, n_prompt, gen, n_gen, err))) return rc;
+        int n = n_prompt + n_gen;
+        for (int i = 0; i < n; i++) {
+            int32_t id = s->sort[i];
+            if ((i > 0 && id == s->sort[i - 1]) || id < 0 || id >= V) continue;
+            float l = lg[id];
+            lg[id] = l > 0 ? l / p->repetition_penalty : l * p->repetition_penalty;
+        }
+    }
+    if ((p->presence_penalty != 0 || p->frequency_penalty != 0) && n_gen > 0) {
+        if ((rc = sorted_copy(s, gen, n_gen, NULL, 0, err))) return rc;
+        for (int i = 0; i < n_gen;) {
+            int j = i;
+            while (j < n_gen && s->sort[j] == s->sort[i]) j++;
+            int32_t id = s->sort[i];
+            if (id >= 0 && id < V)
+                lg[id] -= p->presence_penalty + p->frequency_penalty * (float)(j - i);
+            i = j;
+        }
+    }
+    return RAGD_OK;
+}
+
+/* transformers' top-p over candidates sorted descending: keep while the mass ranked above is
+ * < top_p (at least one). z: the normaliser over all candidates. */
+static int top_p_keep(const vi *c, int n, double mx, double z, double top_p) {
+    double cum = 0;
+    int keep = 0;
+    while (keep < n && (keep == 0 || cum < top_p)) {
+        cum += exp((double)c[keep].v - mx) / z;
+        keep++;
+    }
+    return keep;
+}
+
+int ragd_sampler_sample(ragd_sampler *s, float *lg, const int32_t *prompt, int n_prompt,
+                        const int32_t *gen, int n_gen, const int32_t *suppress, int n_suppress,
+                        ragd_sample_out *out, ragd_err *err) {
+    const ragd_sampling_params *p = &s->p;
+    const int V = s->vocab;
+    memset(out, 0, sizeof *out);
+    double lse = 0;
+    bool want_lp = p->logprobs >= 0;
+    if (want_lp) {
+        lse = ragd_logsumexp(lg, V);
+        out->n_top = ragd_top_logprobs(lg, V, lse, p->logprobs, out->top_ids, out->top_logprobs);
+        memcpy(s->work, lg, sizeof(float) * (size_t)V); /* raw logits for the chosen logprob */
+    }
+    int rc = apply_penalties(s, lg, prompt, n_prompt, gen, n_gen, err);
+    if (rc) return rc;
+    for (int i = 0; i < n_suppress; i++)
+        if (suppress[i] >= 0 && suppress[i] < V) lg[suppress[i]] = -INFINITY;
+    int32_t tok = -1;
+    if (p->temperature == 0.0f) {
+        float best = -INFINITY;
+        for (int i = 0; i < V; i++)
+            if (lg[i] > best) {
+                best = lg[i];
+                tok = i;
+            }
+    } else {
+        const float inv_t = 1.0f / p->temperature;
+        for (int i = 0; i < V; i++) lg[i] *= inv_t;
+        vi *c = s->cand;
+        int n;
+        int k = p->top_k > 0 && p->top_k < V ? p->top_k : 0;
+        if (k) {
+            n = top_k_select(lg, NULL, V, k, c);
+            if (p->top_p < 1.0f) {
+                double mx = c[0].v, z = 0;
+                for (int i = 0; i < n; i++) z += exp((double)c[i].v - mx);
+                n = top_p_keep(c, n, mx, z, p->top_p);
+            }
+        } else if (p->top_p < 1.0f) {
+            /* the best 256 usually hold the top_p mass; sort everything only when not */
+            n = top_k_select(lg, NULL, V, 256, c);
+            double mx = c[0].v, z = 0, zin = 0;
+            for (int i = 0; i < V; i++) z += exp((double)lg[i] - mx);
+            for (int i = 0; i < n; i++) zin += exp((double)c[i].v - mx);
+            if (zin / z < p->top_p && n < V) {
+                for (int i = 0; i < V; i++) c[i] = (vi){lg[i], i};
+                qsort(c, (size_t)V, sizeof *c, cmp_vi_desc);
+                n = V;
+            }
+            n = top_p_keep(c, n, mx, z, p->top_p);
+        } else {
+            for (int i = 0; i < V; i++) c[i] = (vi){lg[i], i};
+            n = V;
+        }
+        float mx = -INFINITY;
+        for (int i = 0; i < n; i++) mx = c[i].v > mx ? c[i].v : mx;
+        if (!isfinite(mx)) return ragd_err_set(err, RAGD_EINVAL, "sampler: every token is masked");
+        /* min-p: p_i < min_p * p_max  <=>  logit_i < logit_max + log(min_p) */
+        double cut = p->min_p > 0 ? (double)mx + log((double)p->min_p) : -INFINITY;
+        double z = 0;
+        for (int i = 0; i < n; i++)
+            if ((double)c[i].v >= cut) z += exp((double)c[i].v - mx);
+        double u = ragd_rng_uniform(&s->rng) * z, acc = 0;
+        for (int i = 0; i < n; i++) {
+            if ((double)c[i].v < cut) continue;
+            double w = exp((double)c[i].v - mx);
+            if (w <= 0) continue;
+            acc += w;
+            tok = c[i].id;
+            if (u < acc) break;
+        }
+    }
+    if (tok < 0) return ragd_err_set(err, RAGD_EINVAL, "sampler: every token is masked");
+    out->token = tok;
+    out->logprob = want_lp ? (float)((double)s->work[tok] - lse) : 0.0f;
+    return RAGD_OK;
+}
+
+bool ragd_stop_scan(const char *text, size_t len, size_t from, const char *const *stops,
+                    int n_stops, size_t *end) {
+    size_t maxl = 0;
+    for (int i = 0; i < n_stops; i++) {
+        size_t l = strlen(stops[i]);
+        if (l > maxl) maxl = l;
+    }
+    /* a match must end after `from`, so it starts after from - maxl */
+    size_t start = from > maxl ? from - maxl : 0;
+    bool found = false;
+    size_t best = len;
+    for (int i = 0; i < n_stops; i++) {
+        size_t l = strlen(stops[i]);
+        if (!l || l > len) continue;
+        for (size_t p = start; p + l <= len && p < best; p++)
+            if (!memcmp(text + p, stops[i], l)) {
+                best = p;
+                found = true;
+                break;
+            }
+    }
+    if (found) {
+        *end = best;
+        return true;
+    }
+    /* hold back the longest tail that is a proper prefix of some stop string */
+    size_t hold = 0;
+    for (int i = 0; i < n_stops; i++) {
+        size_t l = strlen(stops[i]);
+        if (!l) continue;
+        for (size_t h = l - 1 < len ? l - 1 : len; h > hold; h--)
+            if (!memcmp(text + len - h, stops[i], h)) {
+                hold = h;
+                break;
+            }
+    }
+    *end = ragd_utf8_complete_prefix(text, len - hold);
+    return false;
+}

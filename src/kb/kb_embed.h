@@ -1,0 +1,22 @@
+/* kb_embed.h - embedders for the knowledge base (the ragd_kb_embedder vtable of kb.h).
+ *
+ * ragd_kb_embedder_open(spec):
+ *   "hash:DIM"  a deterministic lexical embedder: the analysed terms of the text (analyzer.h)
+ *               hashed into DIM buckets with signs, L2-normalised. No model needed; useful
+ *               for tests and demos of the vector path (it is a bag-of-bigrams, not semantic).
+ *   DIR         a BERT-family model directory through the embedding engine (embed/embed.h).
+ * Thread-safety: embed() may be called from several threads.
+ */
+#ifndef RAGD_KB_KB_EMBED_H
+#define RAGD_KB_KB_EMBED_H
+
+#include "kb/kb.h"
+#include "util/threadpool.h"
+
+int ragd_kb_embedder_open(const char *spec, ragd_pool *pool, ragd_kb_embedder **out, ragd_err *err);
+void ragd_kb_embedder_close(ragd_kb_embedder *e);
+
+/* The hash embedder directly (dim 8..4096). */
+int ragd_kb_hash_embedder_create(int dim, ragd_kb_embedder **out, ragd_err *err);
+
+#endif
