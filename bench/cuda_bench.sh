@@ -32,8 +32,9 @@ echo "golden rc=$?"
 "$BIN/cuda_bench" suite "$MODEL" 2>&1 | tee "$OUTD/suite.log" | grep -E "DECODE|PREFILL|SEED|bandwidth|device"
 # the seed workload through `ragd serve --device cuda` + `ragd loadtest`
 if "$BIN/ragd" serve --help >/dev/null 2>&1 && "$BIN/ragd" loadtest --help >/dev/null 2>&1; then
-    python3 - "$MODEL" "$OUTD" <<'PY'
-import json, random, sys
+    LTD=$(mktemp -d)
+    python3 - "$MODEL" "$LTD" <<'PY'
+import json, os, random, sys
 from tokenizers import Tokenizer
 tok = Tokenizer.from_file(sys.argv[1] + "/tokenizer.json")
 words = ("time person year way day thing man world life hand part child eye woman place work week "
@@ -48,7 +49,7 @@ for n in (2048, 512):
     while len(tok.encode("1234 " + " ".join(ws)).ids) > n:
         ws.pop()
     text = " ".join(ws)
-    body = ('{"model":"m","prompt":"{{request_id}} ' + text + '","max_tokens":256,"ignore_eos":true,'
+    body = ('{"model":"' + os.path.basename(sys.argv[1].rstrip("/")) + '","prompt":"{{request_id}} ' + text + '","max_tokens":256,"ignore_eos":true,'
             '"temperature":0.7,"top_p":0.8,"top_k":20,"stream":true}')
     open(f"{sys.argv[2]}/body{n}.json", "w").write(body)
     print(f"prompt template {n}: {len(tok.encode('1234 ' + text).ids)} tokens")
@@ -59,9 +60,10 @@ PY
     for _ in $(seq 240); do [ -s "$OUTD/port" ] && curl -sf -o /dev/null "http://127.0.0.1:$(cat "$OUTD/port")/health" && break; sleep 0.5; done
     URL="http://127.0.0.1:$(cat "$OUTD/port" 2>/dev/null)/v1/completions"
     lt() { # lt NAME USERS LOOPS BODY
-        "$BIN/ragd" loadtest --url "$URL" --body-template "$OUTD/body$4.json" --users "$2" --loops "$3" \
-            --timeout 300 --json "$OUTD/$1.json" >"$OUTD/$1.out" 2>&1
-        python3 - "$OUTD/$1.json" "$1" <<'PY'
+        "$BIN/ragd" loadtest --url "$URL" --body-template "$LTD/body$4.json" --users "$2" --loops "$3" \
+            --timeout 300 --json "$LTD/$1.json" >"$LTD/$1.out" 2>&1
+        grep -h -A1 "^errors" "$LTD/$1.out" | head -3
+        python3 - "$LTD/$1.json" "$1" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1])); r = d["requests"]
 ot = sum(x.get("output_tokens", 0) for x in d["records"])
@@ -80,6 +82,7 @@ PY
         echo "serve did not come up:"; tail -5 "$OUTD/serve.log"
     fi
     kill $SPID 2>/dev/null; wait $SPID 2>/dev/null
+    cp "$LTD/seed_5x4_2048.out" "$OUTD/" 2>/dev/null
 fi
 python3 "$ROOT/bench/hf_bench.py" "$MODEL" --rounds 1 2>&1 | tee "$OUTD/hf.log" | grep "^HF"
 echo "== summary"
