@@ -26,8 +26,10 @@ int main(void) {
 
 #include <cjson/cJSON.h>
 
+#include "backend/cpu/cpu_backend.h"
 #include "backend/cuda/cuda_impl.h"
 #include "util/str.h"
+#include "util/threadpool.h"
 
 #define BS 16
 
@@ -597,6 +599,91 @@ static int cmd_seed(const char *dir, int users, int loops, int plen, int olen) {
     return 0;
 }
 
+/* CPU vs CUDA greedy agreement: n prompts (8..64 pseudo-random tokens) decoded greedily for
+ * `len` tokens on both backends, all prompts in one batch per step; host argmax of each row. */
+static void greedy_run(ragd_backend *be, int n, int len, int32_t **prompts, const int *plen,
+                       int32_t *outs) {
+    ragd_err e = {0};
+    const int V = be->cfg.vocab_size;
+    float *lg = malloc(sizeof(float) * (size_t)V * (size_t)n);
+    seq *ss = calloc((size_t)n, sizeof(seq));
+    ragd_batch_seq *bs = calloc((size_t)n, sizeof(*bs));
+    int32_t *cur = calloc((size_t)n, sizeof(int32_t));
+    int nb = 0;
+    for (int i = 0; i < n; ++i) {
+        seq_init(&ss[i], nb, plen[i] + len + 8);
+        nb += ss[i].nbt;
+    }
+    for (int st = 0; st <= len; ++st) {
+        for (int i = 0; i < n; ++i) {
+            bs[i] = (ragd_batch_seq){0};
+            bs[i].tokens = st == 0 ? prompts[i] : &cur[i];
+            bs[i].n_new = st == 0 ? plen[i] : 1;
+            bs[i].n_past = ss[i].n;
+            bs[i].block_table = ss[i].bt;
+            bs[i].n_blocks = ss[i].nbt;
+            bs[i].want_logits = true;
+        }
+        ragd_batch b = {n, bs};
+        if (be->ops->forward(be, &b, lg, &e)) die("forward", &e);
+        for (int i = 0; i < n; ++i) {
+            ss[i].n += bs[i].n_new;
+            cur[i] = argmax(lg + (size_t)i * V, V);
+            if (st < len) outs[(size_t)i * len + st] = cur[i];
+        }
+    }
+    for (int i = 0; i < n; ++i) free(ss[i].bt);
+    free(ss), free(bs), free(cur), free(lg);
+}
+
+static int cmd_cpu_vs_cuda(const char *dir, int n, int len) {
+    ragd_err e = {0};
+    ragd_pool *pool = ragd_pool_create(0);
+    ragd_backend *cpu = NULL;
+    if (ragd_cpu_backend_create(dir, pool, &cpu, &e)) die("cpu backend", &e);
+    int nblocks = n * ((64 + len + 8) / BS + 2);
+    if (cpu->ops->kv_init(cpu, BS, nblocks, &e)) die("cpu kv_init", &e);
+    g_be = open_backend(dir, 64, 4096, nblocks);
+    const int V = g_be->cfg.vocab_size;
+    int32_t **prompts = calloc((size_t)n, sizeof(int32_t *));
+    int *plen = calloc((size_t)n, sizeof(int));
+    uint64_t x = 0x1234567;
+    for (int i = 0; i < n; ++i) {
+        plen[i] = 8 + (int)((x = x * 6364136223846793005ull + 1442695040888963407ull) >> 33) % 57;
+        prompts[i] = malloc(sizeof(int32_t) * (size_t)plen[i]);
+        for (int k = 0; k < plen[i]; ++k)
+            prompts[i][k] =
+                (int32_t)(((x = x * 6364136223846793005ull + 1442695040888963407ull) >> 33) %
+                          (uint64_t)V);
+    }
+    int32_t *a = calloc((size_t)n * len, sizeof(int32_t)),
+            *b = calloc((size_t)n * len, sizeof(int32_t));
+    double t0 = ragd_now_ns() / 1e9;
+    greedy_run(cpu, n, len, prompts, plen, a);
+    double t1 = ragd_now_ns() / 1e9;
+    greedy_run(g_be, n, len, prompts, plen, b);
+    double t2 = ragd_now_ns() / 1e9;
+    int agree = 0;
+    long same_tok = 0;
+    for (int i = 0; i < n; ++i) {
+        int k = 0;
+        while (k < len && a[(size_t)i * len + k] == b[(size_t)i * len + k]) k++;
+        same_tok += k;
+        if (k == len)
+            agree++;
+        else
+            printf("prompt %d (%d tokens): first difference at generated token %d\n", i, plen[i],
+                   k);
+    }
+    printf("CPU vs CUDA greedy (%d prompts x %d tokens): %d/%d prompts identical (%.0f%%), %ld/%ld "
+           "tokens before "
+           "the first difference; cpu %.1f s, cuda %.2f s\n",
+           n, len, agree, n, 100.0 * agree / n, same_tok, (long)n * len, t1 - t0, t2 - t1);
+    cpu->ops->destroy(cpu);
+    ragd_pool_destroy(pool);
+    return agree * 100 >= 95 * n ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) {
         fprintf(stderr, "usage: cuda_bench golden|decode|seed <model_dir> ...\n");
@@ -618,6 +705,8 @@ int main(int argc, char **argv) {
              cmd_decode(argv[2], 64, 512, 32) || cmd_decode(argv[2], 256, 512, 16) ||
              cmd_seed(argv[2], 5, 4, 2048, 256) || cmd_seed(argv[2], 64, 1, 512, 256) ||
              cmd_seed(argv[2], 256, 1, 512, 256);
+    else if (!strcmp(argv[1], "cpu-vs-cuda"))
+        rc = cmd_cpu_vs_cuda(argv[2], argc > 3 ? atoi(argv[3]) : 50, argc > 4 ? atoi(argv[4]) : 64);
     else if (!strcmp(argv[1], "seed"))
         rc = cmd_seed(argv[2], argc > 3 ? atoi(argv[3]) : 5, argc > 4 ? atoi(argv[4]) : 4,
                       argc > 5 ? atoi(argv[5]) : 2048, argc > 6 ? atoi(argv[6]) : 256);
