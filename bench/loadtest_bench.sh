@@ -79,3 +79,17 @@ print(f"  reference curl (no parsing): {refn*nev/curl_cpu:,.0f} events per CPU-s
       f"{curl_cpu/(refn*nev)*1e6:.2f} us per event -> loadtest costs "
       f"{(cpu/ev)/(curl_cpu/(refn*nev)):.1f}x curl per event")
 PY
+
+echo
+echo "== 3. open loop: 1000 req/s Poisson for 5 s (5 events 10 ms apart each)"
+"$RAGD" loadtest --seed 8 --url "$B?n=5&gap_ms=10" --rate 1000 --duration 5 --no-event-times \
+  --json "$TMP/o.json" > "$TMP/o.out" || echo "loadtest failed"
+summ "$TMP/o.json"
+python3 - "$TMP/o.json" <<'PY'
+import json, sys, statistics as st
+d = json.load(open(sys.argv[1])); l = sorted(r["start_s"] - r["scheduled_s"] for r in d["records"])
+print(f"  scheduled arrivals {len(l)}, achieved {d['throughput']['requests_per_s']:.1f} req/s; "
+      f"start lateness vs the absolute schedule p50 {st.median(l)*1e3:.1f} ms, "
+      f"p99 {l[int(0.99*len(l))]*1e3:.1f} ms, max {l[-1]*1e3:.1f} ms (1 ms JSON resolution)")
+PY
+echo "  client CPU $(cpu_of "$TMP/o.out") s"

@@ -14,13 +14,8 @@
 #include "tokenizer/tokenizer.h"
 #include "util/str.h"
 
-/* --tokenizer hook: the project tokenizer (tokenizer/tokenizer.h) is referenced weakly so this
- * command builds before that module exists; once libragd contains it, --tokenizer counts
- * output tokens exactly. */
-#pragma weak ragd_tokenizer_load
-#pragma weak ragd_tokenizer_destroy
-#pragma weak ragd_tokenizer_encode
-
+/* --tokenizer: output tokens counted exactly with the project tokenizer (the loadtest library
+ * itself stays independent of it through the ragd_lt_config.count_tokens hook). */
 static long count_with_tokenizer(void *ctx, const char *text, size_t len) {
     int32_t *ids = NULL;
     size_t n = 0;
@@ -199,11 +194,6 @@ static int run_loadtest(int argc, char **argv) {
     }
     ragd_tokenizer *tok = NULL;
     if (o.tokenizer_dir) {
-        if (!ragd_tokenizer_load || !ragd_tokenizer_encode) {
-            fprintf(stderr, "ragd loadtest: --tokenizer: this build has no tokenizer module yet; "
-                            "output tokens come from usage or the number of content events\n");
-            goto out;
-        }
         if (ragd_tokenizer_load(o.tokenizer_dir, &tok, &err)) {
             fprintf(stderr, "ragd loadtest: --tokenizer %s: %s\n", o.tokenizer_dir, err.msg);
             goto out;

@@ -118,6 +118,7 @@ struct worker {
     int64_t curl_deadline; /* ns, -1 none */
     slot *slots;
     int n_slots, cap_slots;
+    RAGD_VEC(int) idle; /* open loop: indices of initialised slots not in use */
     int active;
     RAGD_VEC(timer_ent) heap;
     /* open loop */
@@ -545,6 +546,7 @@ static int finish_request(worker *w, slot *s, int status, char *msg, uint64_t no
         return RAGD_ENOMEM;
     }
     if (!w->open && status != RAGD_LT_CUT) schedule_user(w, s, now);
+    if (w->open && RAGD_VEC_PUSH(&w->idle, s->index)) return RAGD_ENOMEM;
     return RAGD_OK;
 }
 
@@ -591,8 +593,7 @@ static void next_arrival(worker *w) {
 }
 
 static slot *free_slot(worker *w) {
-    for (int i = 0; i < w->n_slots; i++)
-        if (!w->slots[i].busy) return &w->slots[i];
+    if (w->idle.len) return &w->slots[w->idle.data[--w->idle.len]];
     if (w->n_slots == w->cap_slots) return NULL;
     slot *s = &w->slots[w->n_slots];
     if (slot_init(w, s, w->n_slots, -1)) return NULL;
@@ -787,6 +788,7 @@ static void worker_free(worker *w) {
     if (w->tfd >= 0) close(w->tfd);
     RAGD_VEC_FREE(&w->heap);
     RAGD_VEC_FREE(&w->backlog);
+    RAGD_VEC_FREE(&w->idle);
     for (size_t i = 0; i < w->records.len; i++) {
         free(w->records.data[i].event_ms);
         free(w->records.data[i].error);

@@ -229,17 +229,18 @@ if command -v script > /dev/null; then
   grep -q "TTFT p50" "$TMP/tty.out" || fail "progress line lacks TTFT p50"
 fi
 
-# 12. --tokenizer: exact token counts with the project tokenizer once libragd has it.
+# 12. --tokenizer counts output tokens exactly with the project tokenizer (qwen2-tiny's).
 TOKDIR="$RAGD_SHARED/models/qwen2-tiny"
 if [ -d "$TOKDIR" ]; then
-  LT --url "$B/v1/chat/completions?n=4" --tokenizer "$TOKDIR" --json "$TMP/tok.json" > /dev/null 2> "$TMP/tok.err"; rc=$?
-  if grep -q "no tokenizer module" "$TMP/tok.err"; then
-    [ $rc -eq 2 ] || fail "--tokenizer without the module: exit $rc, want 2"
-  else
-    [ $rc -eq 0 ] || fail "--tokenizer run failed: $(cat "$TMP/tok.err")"
-    # content is "t0你 t1你 t2你 t3你 ": a real tokenizer gives more tokens than events
-    py "$TMP/tok.json" 'd["records"][0]["output_tokens"] > 4 and not d["records"][0]["tokens_from_usage"]' \
-      || fail "--tokenizer did not count tokens"
-  fi
+  LT --url "$B/v1/chat/completions?n=4&usage=99" --tokenizer "$TOKDIR" --json "$TMP/tok.json" > /dev/null \
+    2> "$TMP/tok.err" || fail "--tokenizer run failed: $(cat "$TMP/tok.err")"
+  # content "t0你 t1你 t2你 t3你 ": the tokenizer's count wins over usage (99) and events (4)
+  want=$("$RAGD_BIN" tokenize --model "$TOKDIR" --text 't0你 t1你 t2你 t3你 ' --json \
+    | python3 -c 'import json, sys; print(len(json.load(sys.stdin)["ids"]))') || fail "ragd tokenize"
+  py "$TMP/tok.json" 'd["records"][0]["output_tokens"] not in (4, 99) and d["records"][0]["output_tokens"] > 4 and not d["records"][0]["tokens_from_usage"]' \
+    || fail "--tokenizer did not count tokens"
+  py "$TMP/tok.json" "d['records'][0]['output_tokens'] == $want" || fail "--tokenizer count differs from ragd tokenize ($want)"
 fi
+"$RAGD_BIN" loadtest --url "$B/x" --tokenizer "$TMP/nope" > /dev/null 2> "$TMP/e.err"; rc=$?
+[ $rc -eq 2 ] && grep -q tokenizer "$TMP/e.err" || fail "--tokenizer with a bad directory: exit $rc"
 pass
