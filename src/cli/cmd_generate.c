@@ -32,7 +32,6 @@ static const char *USAGE =
     "                            true|false|never)\n"
     "  --ignore-eos              keep going past EOS\n"
     "  --stop STR                stop at this text (not included; repeatable, up to 8)\n"
-
     "  --device cpu|cuda         compute backend (default cpu)\n"
     "  --threads N               worker threads (default: all CPUs)\n"
     "  --bf16-prefill            bf16 activations for prefill GEMMs (faster, not exact)\n"
