@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cuda/cuda_backend.h"
 #include "cli/commands.h"
 #include "engine/generate.h"
 #include "engine/sampler.h"
@@ -31,6 +32,8 @@ static const char *USAGE =
     "                            true|false|never)\n"
     "  --ignore-eos              keep going past EOS\n"
     "  --stop STR                stop at this text (not included; repeatable, up to 8)\n"
+
+    "  --device cpu|cuda         compute backend (default cpu)\n"
     "  --threads N               worker threads (default: all CPUs)\n"
     "  --bf16-prefill            bf16 activations for prefill GEMMs (faster, not exact)\n"
     "  --json                    print one JSON object instead of streaming text\n";
@@ -190,6 +193,7 @@ static int run_generate(int argc, char **argv) {
         O_ES,
         O_IGN,
         O_THREADS,
+        O_DEVICE,
         O_BF16,
         O_JSON,
         O_STOP,
@@ -214,6 +218,7 @@ static int run_generate(int argc, char **argv) {
                                          {"early-stopping", required_argument, 0, O_ES},
                                          {"ignore-eos", no_argument, 0, O_IGN},
                                          {"threads", required_argument, 0, O_THREADS},
+                                         {"device", required_argument, 0, O_DEVICE},
                                          {"bf16-prefill", no_argument, 0, O_BF16},
                                          {"json", no_argument, 0, O_JSON},
                                          {"stop", required_argument, 0, O_STOP},
@@ -227,6 +232,7 @@ static int run_generate(int argc, char **argv) {
     gp.sampling.temperature = 0;
     gp.max_tokens = 64;
     int threads = 0;
+    const char *device = "cpu";
     bool json = false, bf16 = false;
     double d;
     int c;
@@ -314,6 +320,13 @@ static int run_generate(int argc, char **argv) {
                 if (num_arg("--threads", optarg, 1, 1024, &d)) return 2;
                 threads = (int)d;
                 break;
+            case O_DEVICE:
+                if (strcmp(optarg, "cpu") && strcmp(optarg, "cuda")) {
+                    fprintf(stderr, "ragd generate: --device must be cpu or cuda\n");
+                    return 2;
+                }
+                device = optarg;
+                break;
             case O_BF16:
                 bf16 = true;
                 break;
@@ -384,11 +397,17 @@ static int run_generate(int argc, char **argv) {
     ragd_pool *pool = ragd_pool_create(threads);
     ragd_backend *be = NULL;
     int rc = 1;
-    if (!pool || ragd_cpu_backend_create(model, pool, &be, &err)) {
+    if (!strcmp(device, "cuda")) {
+        ragd_cuda_opts co = {0, 0.90f, 8, 4096};
+        if (ragd_cuda_backend_create(model, &co, &be, &err)) {
+            fprintf(stderr, "ragd generate: %s\n", err.msg);
+            goto out;
+        }
+    } else if (!pool || ragd_cpu_backend_create(model, pool, &be, &err)) {
         fprintf(stderr, "ragd generate: %s\n", pool ? err.msg : "cannot create threads");
         goto out;
     }
-    if (bf16 && !ragd_cpu_backend_set_bf16_prefill(be, true))
+    if (bf16 && !strcmp(device, "cpu") && !ragd_cpu_backend_set_bf16_prefill(be, true))
         fprintf(stderr, "ragd generate: --bf16-prefill unavailable (no avx512_bf16); exact path\n");
     if (tok) {
         ragd_detok_init(&dt, tok, true);

@@ -206,3 +206,12 @@ void ragd_bm_register(ragd_block_manager *bm, int32_t id, uint64_t hash, uint64_
     bm->chain[id] = *head;
     *head = id;
 }
+
+void ragd_bm_reset_cache(ragd_block_manager *bm) {
+    for (int i = 0; i < bm->n_blocks; i++) {
+        bm->cached[i] = false;
+        bm->chain[i] = -1;
+    }
+    for (int i = 0; i < bm->n_buckets; i++) bm->bucket[i] = -1;
+    bm->n_cached = 0;
+}

@@ -46,4 +46,7 @@ int32_t ragd_bm_lookup(ragd_block_manager *bm, uint64_t hash, uint64_t parent,
 void ragd_bm_register(ragd_block_manager *bm, int32_t id, uint64_t hash, uint64_t parent,
                       const int32_t *tokens);
 
+/* Forget every cached prefix (the backend's KV memory was reinitialised). */
+void ragd_bm_reset_cache(ragd_block_manager *bm);
+
 #endif

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/beam.h"
 #include "engine/block_manager.h"
 #include "engine/sampler.h"
 #include "util/clock.h"
@@ -45,7 +46,7 @@ struct ragd_engine {
     /* under mu */
     req *inbox_head, *inbox_tail;
     int n_inbox;
-    int n_waiting_shared; /* waiting count published for submit's bound check */
+    int n_queued; /* inbox + waiting list (preempted included): the waiting-queue bound */
     ragd_engine_stats st;
     /* engine thread only */
     req *wait_head, *wait_tail;
@@ -125,8 +126,7 @@ static void release_blocks(ragd_engine *e, req *r) {
 static void publish(ragd_engine *e) {
     pthread_mutex_lock(&e->mu);
     e->st.running = e->n_running;
-    e->st.waiting = e->n_waiting + e->n_inbox;
-    e->n_waiting_shared = e->n_waiting;
+    e->st.waiting = e->n_queued;
     e->st.blocks_used = ragd_bm_n_used(e->bm);
     e->st.blocks_total = ragd_bm_n_blocks(e->bm);
     e->st.blocks_cached = ragd_bm_n_cached(e->bm);
@@ -167,7 +167,14 @@ static void finish(ragd_engine *e, req *r, int reason, const char *error) {
     req_free(r);
 }
 
+static void queued_add(ragd_engine *e, int d) {
+    pthread_mutex_lock(&e->mu);
+    e->n_queued += d;
+    pthread_mutex_unlock(&e->mu);
+}
+
 static void waiting_push_front(ragd_engine *e, req *r) {
+    queued_add(e, 1);
     r->next = e->wait_head;
     e->wait_head = r;
     if (!e->wait_tail) e->wait_tail = r;
@@ -191,6 +198,7 @@ static req *waiting_pop(ragd_engine *e) {
     if (!e->wait_head) e->wait_tail = NULL;
     r->next = NULL;
     e->n_waiting--;
+    queued_add(e, -1);
     return r;
 }
 
@@ -406,6 +414,51 @@ static bool accept_token(ragd_engine *e, req *r, const ragd_sample_out *so, uint
     return false;
 }
 
+/* A beam-search request, run alone on the engine thread (see engine.h). */
+static void run_beam(ragd_engine *e, req *r) {
+    ragd_gen_params gp;
+    ragd_gen_defaults(&gp);
+    gp.sampling = r->p.sampling;
+    gp.sampling.logprobs = 0;
+    gp.max_tokens = r->p.max_tokens;
+    if (gp.max_tokens > e->o.max_model_len - r->n_prompt)
+        gp.max_tokens = e->o.max_model_len - r->n_prompt;
+    gp.min_tokens = r->p.min_tokens;
+    gp.ignore_eos = r->p.ignore_eos;
+    gp.stop_ids = r->stop_ids;
+    gp.n_stop_ids = r->p.n_stop_token_ids;
+    gp.num_beams = r->p.num_beams;
+    gp.length_penalty = r->p.length_penalty;
+    gp.early_stopping = r->p.early_stopping;
+    r->t_sched = ragd_now_ns();
+    ragd_metric_observe(e->m_queue, (double)(r->t_sched - r->t_arrival) * 1e-9);
+    ragd_gen_result res = {0};
+    ragd_err err = {0}, kerr = {0};
+    int rc = ragd_beam_generate(e->be, r->tokens, r->n_prompt, &gp, NULL, NULL, &res, &err);
+    /* the search laid out the KV memory its own way: restore the engine's */
+    if (e->be->ops->kv_init(e->be, e->o.block_size, e->o.n_blocks, &kerr))
+        LOG_ERROR("engine: cannot restore the KV cache after beam search: %s", kerr.msg);
+    ragd_bm_reset_cache(e->bm);
+    if (rc) {
+        finish(e, r, RAGD_FINISH_ERROR, err.msg);
+        ragd_gen_result_free(&res);
+        return;
+    }
+    e->st.prompt_tokens += (uint64_t)r->n_prompt;
+    ragd_metric_add(e->m_prompt, r->n_prompt);
+    uint64_t now = ragd_now_ns();
+    bool done = false;
+    for (int i = 0; i < res.n && !done; i++) {
+        ragd_sample_out so;
+        memset(&so, 0, sizeof so);
+        so.token = res.ids[i];
+        so.logprob = res.logprobs[i];
+        done = accept_token(e, r, &so, now); /* finishes on EOS / stop / max_tokens */
+    }
+    if (!done) finish(e, r, RAGD_FINISH_LENGTH, NULL);
+    ragd_gen_result_free(&res);
+}
+
 /* One scheduler iteration. Returns false when there was nothing to do. */
 static bool step(ragd_engine *e) {
     uint64_t now = ragd_now_ns();
@@ -426,6 +479,7 @@ static bool step(ragd_engine *e) {
         if (cancelled(r, now, &reason)) {
             *pp = r->next;
             e->n_waiting--;
+            queued_add(e, -1);
             finish(e, r, reason, NULL);
         } else {
             pp = &r->next;
@@ -438,9 +492,17 @@ static bool step(ragd_engine *e) {
         return false;
     }
 
+    /* a beam search waits for the running batch to drain, then runs alone */
+    bool hold = e->wait_head && e->wait_head->p.num_beams > 1;
+    if (hold && !e->n_running) {
+        run_beam(e, waiting_pop(e));
+        publish(e);
+        return true;
+    }
+
     /* 2. running sequences, oldest first */
     int budget = e->o.max_num_batched_tokens, n_sched = 0;
-    bool preempted = false;
+    bool preempted = hold;
     if (grow_sched(e, e->n_running + e->o.max_num_seqs + 1)) return false;
     for (int i = 0; i < e->n_running && budget > 0; i++) {
         req *r = e->running[i];
@@ -523,6 +585,7 @@ static bool step(ragd_engine *e) {
             e->bseqs[i].sampling = &e->sched[i]->p.sampling;
             e->bseqs[i].history = e->sched[i]->tokens;
             e->bseqs[i].n_history = e->sched[i]->n_tokens;
+            e->bseqs[i].n_prompt = e->sched[i]->n_prompt;
         }
         rc = e->be->ops->forward_sample(e->be, &batch, e->souts, &err);
     } else {
@@ -803,7 +866,7 @@ int ragd_engine_submit(ragd_engine *e, const int32_t *prompt, int n_prompt,
     r->t_arrival = ragd_now_ns();
     if (params->timeout_s > 0) r->deadline = r->t_arrival + (uint64_t)(params->timeout_s * 1e9);
     pthread_mutex_lock(&e->mu);
-    if (e->n_inbox + e->n_waiting_shared >= e->o.max_waiting || e->stop) {
+    if (e->n_queued >= e->o.max_waiting || e->stop) {
         pthread_mutex_unlock(&e->mu);
         req_free(r);
         return ragd_err_set(err, RAGD_EBUSY, "the server is at capacity (%d requests waiting)",
@@ -817,7 +880,8 @@ int ragd_engine_submit(ragd_engine *e, const int32_t *prompt, int n_prompt,
         e->inbox_head = r;
     e->inbox_tail = r;
     e->n_inbox++;
-    e->st.waiting++;
+    e->n_queued++;
+    e->st.waiting = e->n_queued;
     pthread_cond_signal(&e->cv);
     pthread_mutex_unlock(&e->mu);
     ragd_metric_set(e->m_waiting, e->st.waiting);

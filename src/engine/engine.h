@@ -60,6 +60,13 @@ typedef struct ragd_req_params {
     int n_stop_token_ids;
     bool prompt_logprobs; /* deliver RAGD_EV_PROMPT_LOGPROB for prompt tokens 1..n-1 */
     double timeout_s;     /* 0 = none; counted from submission */
+    /* Beam search (engine/beam.h, transformers' rules) when num_beams > 1: such a request runs
+     * exclusively - admission pauses, the running batch drains, the search runs with its own
+     * KV layout, then the engine's KV cache is re-initialised (prefix cache emptied). Tokens
+     * are delivered when the search ends; top logprobs are not available. */
+    int num_beams;
+    float length_penalty; /* default 1 */
+    int early_stopping;   /* 1 true, 0 false (heuristic), -1 "never" */
 } ragd_req_params;
 
 enum { RAGD_EV_TOKEN = 1, RAGD_EV_PROMPT_LOGPROB, RAGD_EV_FINISH };

@@ -708,15 +708,32 @@ static int parse_common(gen *g, const cJSON *body, perr *e, long long *max_token
     if ((r = get_bool(body, "return_tokens_as_token_ids", &b, e)) < 0) return -1;
     if (r) g->tokens_as_ids = b;
     bool beam = false;
+    long long width = 0, best_of = 0;
     if ((r = get_bool(body, "use_beam_search", &b, e)) < 0) return -1;
     if (r) beam = b;
-    if ((r = get_int(body, "num_beams", 1, 64, &i, e)) < 0) return -1;
-    if (r && i > 1) beam = true;
-    if ((r = get_int(body, "best_of", 1, 64, &i, e)) < 0) return -1;
+    if ((r = get_int(body, "num_beams", 1, 32, &width, e)) < 0) return -1;
+    if (r && width > 1) beam = true;
+    if ((r = get_int(body, "best_of", 1, 32, &best_of, e)) < 0) return -1;
+    if ((r = get_num(body, "length_penalty", -10, 10, &d, e)) < 0) return -1;
+    p->length_penalty = r ? (float)d : 1.0f;
+    p->early_stopping = 0;
+    const cJSON *es = cJSON_GetObjectItemCaseSensitive(body, "early_stopping");
+    if (es && !cJSON_IsNull(es)) {
+        if (cJSON_IsBool(es))
+            p->early_stopping = cJSON_IsTrue(es) ? 1 : 0;
+        else if (cJSON_IsString(es) && !strcmp(es->valuestring, "never"))
+            p->early_stopping = -1;
+        else
+            return fail(e, 400, "early_stopping",
+                        "'early_stopping' must be true, false or \"never\"");
+    }
     if (beam) {
         if (g->stream)
             return fail(e, 400, "use_beam_search", "beam search is not available when streaming");
-        return fail(e, 400, "use_beam_search", "beam search is not supported by this server yet");
+        if (g->n > 1)
+            return fail(e, 400, "n", "beam search returns the best hypothesis only: use n = 1");
+        if (width <= 1) width = best_of > 1 ? best_of : 4;
+        p->num_beams = (int)width;
     }
     (void)stop_ids_buf;
     return 0;
@@ -753,6 +770,14 @@ static void run(gen *g, ragd_http_req *req, long long max_tokens, perr *e) {
     }
     if (g->gp.min_tokens > 0 && max_tokens > 0 && g->gp.min_tokens > max_tokens) {
         fail(e, 400, "min_tokens", "'min_tokens' must not exceed max_tokens");
+        goto err;
+    }
+    if (g->gp.num_beams > 1 && g->logprobs > 0) {
+        fail(e, 400, "logprobs", "beam search reports the chosen tokens' logprobs only (0)");
+        goto err;
+    }
+    if (g->gp.num_beams > 1 && g->echo && g->logprobs >= 0) {
+        fail(e, 400, "echo", "prompt logprobs are not available with beam search");
         goto err;
     }
     if (g->logprobs >= 0) g->gp.sampling.logprobs = g->logprobs;
