@@ -5,7 +5,8 @@
  *      CMRC2018 corpus recombined) with the hash:DIM embedder, then latency p50/p99 of
  *      ragd_kb_search in bm25 / vector-exact / vector-HNSW / hybrid mode, and the gain of one
  *      batched call for 50 queries with 50% duplicates over 50 one-at-a-time calls.
- * usage: bench_kb [--n N] [--dim D] [--queries Q] [--kb-n N] [--no-kb] [--no-vec]
+ * usage: bench_kb [--n N] [--dim D] [--queries Q] [--kb-n N] [--no-kb] [--no-vec] [--no-kb-hnsw]
+ *                 [--no-hnsw]
  *                 [--threads T] [--M 16] [--efc 200] [--ef 64]
  * Prints one JSON object per measurement line ("bench":...). */
 #include <math.h>
@@ -68,7 +69,8 @@ static double pct(double *v, size_t n, double p) {
     return v[i < n ? i : n - 1];
 }
 
-static void bench_vectors(size_t n, int dim, size_t nq, ragd_pool *pool, int M, int efc, int ef) {
+static void bench_vectors(size_t n, int dim, size_t nq, ragd_pool *pool, int M, int efc, int ef,
+                          int hnsw) {
     uint64_t t0 = ragd_now_ns();
     float *all = clustered(n + nq, dim, 1000, 32, 0.02);
     float *base = all, *q = all + n * (size_t)dim;
@@ -103,6 +105,15 @@ static void bench_vectors(size_t n, int dim, size_t nq, ragd_pool *pool, int M, 
     printf("{\"bench\":\"exact_batch\",\"n\":%zu,\"queries\":%zu,\"batched_ms\":%.2f,"
            "\"one_at_a_time_ms\":%.2f,\"speedup\":%.2f}\n",
            n, b, best_batch, best_single, best_single / best_batch);
+    if (!hnsw) {
+        free(bi);
+        free(bs);
+        free(ei);
+        free(es);
+        free(lat);
+        free(all);
+        return;
+    }
     /* HNSW */
     ragd_hnsw *h;
     ragd_hnsw_params p = {M, efc, 42};
@@ -187,7 +198,7 @@ static void load_sentences(strv *sent, strv *questions) {
     free(data);
 }
 
-static void bench_kb(size_t n, int dim, size_t nq, ragd_pool *pool, int ef) {
+static void bench_kb(size_t n, int dim, size_t nq, ragd_pool *pool, int ef, int kb_hnsw) {
     strv sent = {0}, qs = {0};
     load_sentences(&sent, &qs);
     char dir[] = "/tmp/bench_kb_XXXXXX";
@@ -237,6 +248,7 @@ static void bench_kb(size_t n, int dim, size_t nq, ragd_pool *pool, int ef) {
                  {"vector_hnsw", RAGD_KB_VECTOR, RAGD_KB_VEC_HNSW},
                  {"hybrid_exact", RAGD_KB_HYBRID, RAGD_KB_VEC_EXACT}};
     for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+        if (!kb_hnsw && modes[m].algo == RAGD_KB_VEC_HNSW) continue;
         ragd_kb_search_opts so = {.indexes = ix,
                                   .n_indexes = 1,
                                   .k = 10,
@@ -266,6 +278,7 @@ static void bench_kb(size_t n, int dim, size_t nq, ragd_pool *pool, int ef) {
     const char *batch[50];
     for (int i = 0; i < 50; i++) batch[i] = qs.data[((size_t)(i % 25) * 104729) % qs.len];
     for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+        if (!kb_hnsw && modes[m].algo == RAGD_KB_VEC_HNSW) continue;
         ragd_kb_search_opts so = {.indexes = ix,
                                   .n_indexes = 1,
                                   .k = 10,
@@ -306,7 +319,9 @@ static void bench_kb(size_t n, int dim, size_t nq, ragd_pool *pool, int ef) {
 
 int main(int argc, char **argv) {
     size_t n = 100000, nq = 200, kb_n = 100000;
-    int dim = 512, threads = 0, M = 16, efc = 200, ef = 64, do_kb = 1, do_vec = 1;
+    int dim = 512, threads = 0, M = 16, efc = 200, ef = 64, do_kb = 1, do_vec = 1, kb_hnsw = 1,
+        hnsw = 1;
+    setvbuf(stdout, NULL, _IOLBF, 0);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "0";
         if (!strcmp(a, "--n"))
@@ -329,9 +344,14 @@ int main(int argc, char **argv) {
             do_kb = 0;
         else if (!strcmp(a, "--no-vec"))
             do_vec = 0;
+        else if (!strcmp(a, "--no-kb-hnsw"))
+            kb_hnsw = 0;
+        else if (!strcmp(a, "--no-hnsw"))
+            hnsw = kb_hnsw = 0;
         else {
             fprintf(stderr, "usage: bench_kb [--n N] [--kb-n N] [--dim D] [--queries Q] "
-                            "[--threads T] [--M M] [--efc E] [--ef E] [--no-kb] [--no-vec]\n");
+                            "[--threads T] [--M M] [--efc E] [--ef E] [--no-kb] [--no-vec] "
+                            "[--no-kb-hnsw] [--no-hnsw]\n");
             return 2;
         }
     }
@@ -339,8 +359,8 @@ int main(int argc, char **argv) {
     ragd_pool *pool = ragd_pool_create(threads);
     printf("{\"bench\":\"machine\",\"threads\":%d,\"cpus\":%ld}\n", ragd_pool_size(pool),
            sysconf(_SC_NPROCESSORS_ONLN));
-    if (do_vec) bench_vectors(n, dim, nq, pool, M, efc, ef);
-    if (do_kb) bench_kb(kb_n, dim, nq, pool, ef);
+    if (do_vec) bench_vectors(n, dim, nq, pool, M, efc, ef, hnsw);
+    if (do_kb) bench_kb(kb_n, dim, nq, pool, ef, kb_hnsw);
     ragd_pool_destroy(pool);
     return 0;
 }

@@ -8,9 +8,12 @@ PKGS=(
   libmicrohttpd-dev libcurl4-openssl-dev libcjson-dev libsqlite3-dev libpcre2-dev
   libutf8proc-dev libopenblas-dev libcmocka-dev libyaml-dev
   nodejs npm # the official openai npm client is tested against ragd serve
+  chromium fonts-wqy-microhei # the chat page's browser test (tests/e2e)
 )
-# Extra packages for the browser test of the chat page (installed by `setup.sh --e2e`).
-E2E_PKGS=(chromium)
+# The chat page's browser test (headless chromium driven by playwright-core from npm) runs in
+# `make test`, so chromium and a CJK font (readable screenshots) are regular packages; --e2e
+# is kept for callers that used it.
+E2E_PKGS=(chromium fonts-wqy-microhei)
 
 want=("${PKGS[@]}")
 [ "${1:-}" = "--e2e" ] && want+=("${E2E_PKGS[@]}")

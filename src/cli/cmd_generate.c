@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cuda/cuda_backend.h"
 #include "cli/commands.h"
 #include "engine/generate.h"
 #include "engine/sampler.h"
@@ -30,6 +31,8 @@ static const char *USAGE =
     "  --num-beams B             beam search (with --length-penalty X, --early-stopping\n"
     "                            true|false|never)\n"
     "  --ignore-eos              keep going past EOS\n"
+    "  --stop STR                stop at this text (not included; repeatable, up to 8)\n"
+    "  --device cpu|cuda         compute backend (default cpu)\n"
     "  --threads N               worker threads (default: all CPUs)\n"
     "  --bf16-prefill            bf16 activations for prefill GEMMs (faster, not exact)\n"
     "  --json                    print one JSON object instead of streaming text\n";
@@ -87,29 +90,52 @@ static int num_arg(const char *name, const char *v, double lo, double hi, double
     return 0;
 }
 
+#define MAX_STOPS 8
+
 typedef struct stream_ctx {
     bool json;
     int n;
     ragd_detok *detok; /* NULL: no tokenizer, print ids */
-    ragd_buf piece;
+    ragd_buf text;     /* everything decoded so far */
+    size_t emitted;    /* bytes of text already printed */
+    size_t cut;        /* end of the text to keep (a stop string starts there) */
+    bool stopped;
+    const char *stops[MAX_STOPS];
+    int n_stops;
 } stream_ctx;
+
+/* Scan the decoded text for stop strings; print what is safe (streaming mode). final: no more
+ * text will come, so nothing needs to be held back. Returns 1 when a stop string matched. */
+static int stream_scan(stream_ctx *c, bool final) {
+    size_t end;
+    size_t from = c->emitted;
+    bool hit = ragd_stop_scan(c->text.data ? c->text.data : "", c->text.len, from, c->stops,
+                              c->n_stops, &end);
+    if (!hit && final) end = c->text.len;
+    if (!c->json && end > c->emitted) {
+        fwrite(c->text.data + c->emitted, 1, end - c->emitted, stdout);
+        fflush(stdout);
+    }
+    if (end > c->emitted) c->emitted = end;
+    c->cut = hit ? end : c->text.len;
+    if (hit) c->stopped = true;
+    return hit;
+}
 
 static int on_token(void *ud, int32_t tok, float lp) {
     (void)lp;
     stream_ctx *c = ud;
-    if (!c->json) {
-        if (c->detok) {
-            c->piece.len = 0;
-            ragd_err e = {0};
-            if (ragd_detok_push(c->detok, tok, &c->piece, &e) == 0 && c->piece.len)
-                fwrite(c->piece.data, 1, c->piece.len, stdout);
-        } else {
-            printf("%s%d", c->n ? " " : "", tok);
-        }
-        fflush(stdout);
-    }
     c->n++;
-    return 0;
+    if (!c->detok) {
+        if (!c->json) {
+            printf("%s%d", c->n > 1 ? " " : "", tok);
+            fflush(stdout);
+        }
+        return 0;
+    }
+    ragd_err e = {0};
+    if (ragd_detok_push(c->detok, tok, &c->text, &e)) return 1;
+    return stream_scan(c, false);
 }
 
 /* Prompt ids from --prompt (raw text) or --chat (one user message through the model's chat
@@ -166,8 +192,10 @@ static int run_generate(int argc, char **argv) {
         O_ES,
         O_IGN,
         O_THREADS,
+        O_DEVICE,
         O_BF16,
         O_JSON,
+        O_STOP,
         O_HELP
     };
     static const struct option opts[] = {{"model", required_argument, 0, O_MODEL},
@@ -189,16 +217,21 @@ static int run_generate(int argc, char **argv) {
                                          {"early-stopping", required_argument, 0, O_ES},
                                          {"ignore-eos", no_argument, 0, O_IGN},
                                          {"threads", required_argument, 0, O_THREADS},
+                                         {"device", required_argument, 0, O_DEVICE},
                                          {"bf16-prefill", no_argument, 0, O_BF16},
                                          {"json", no_argument, 0, O_JSON},
+                                         {"stop", required_argument, 0, O_STOP},
                                          {"help", no_argument, 0, O_HELP},
                                          {0, 0, 0, 0}};
     const char *model = NULL, *prompt = NULL, *chat = NULL, *ids_arg = NULL;
+    const char *stops[MAX_STOPS] = {0};
+    int n_stops = 0;
     ragd_gen_params gp;
     ragd_gen_defaults(&gp);
     gp.sampling.temperature = 0;
     gp.max_tokens = 64;
     int threads = 0;
+    const char *device = "cpu";
     bool json = false, bf16 = false;
     double d;
     int c;
@@ -286,8 +319,23 @@ static int run_generate(int argc, char **argv) {
                 if (num_arg("--threads", optarg, 1, 1024, &d)) return 2;
                 threads = (int)d;
                 break;
+            case O_DEVICE:
+                if (strcmp(optarg, "cpu") && strcmp(optarg, "cuda")) {
+                    fprintf(stderr, "ragd generate: --device must be cpu or cuda\n");
+                    return 2;
+                }
+                device = optarg;
+                break;
             case O_BF16:
                 bf16 = true;
+                break;
+            case O_STOP:
+                if (n_stops == MAX_STOPS || !*optarg) {
+                    fprintf(stderr, "ragd generate: at most %d non-empty --stop strings\n",
+                            MAX_STOPS);
+                    return 2;
+                }
+                stops[n_stops++] = optarg;
                 break;
             case O_JSON:
                 json = true;
@@ -338,15 +386,27 @@ static int run_generate(int argc, char **argv) {
         return 2;
     }
     ragd_detok dt;
-    stream_ctx sc = {.json = json};
+    stream_ctx sc = {.json = json, .n_stops = n_stops};
+    memcpy(sc.stops, stops, sizeof stops);
+    if (n_stops && !tok) {
+        fprintf(stderr, "ragd generate: --stop needs a model with tokenizer.json\n");
+        free(ids);
+        return 2;
+    }
     ragd_pool *pool = ragd_pool_create(threads);
     ragd_backend *be = NULL;
     int rc = 1;
-    if (!pool || ragd_cpu_backend_create(model, pool, &be, &err)) {
+    if (!strcmp(device, "cuda")) {
+        ragd_cuda_opts co = {0, 0.90f, 8, 4096};
+        if (ragd_cuda_backend_create(model, &co, &be, &err)) {
+            fprintf(stderr, "ragd generate: %s\n", err.msg);
+            goto out;
+        }
+    } else if (!pool || ragd_cpu_backend_create(model, pool, &be, &err)) {
         fprintf(stderr, "ragd generate: %s\n", pool ? err.msg : "cannot create threads");
         goto out;
     }
-    if (bf16 && !ragd_cpu_backend_set_bf16_prefill(be, true))
+    if (bf16 && !strcmp(device, "cpu") && !ragd_cpu_backend_set_bf16_prefill(be, true))
         fprintf(stderr, "ragd generate: --bf16-prefill unavailable (no avx512_bf16); exact path\n");
     if (tok) {
         ragd_detok_init(&dt, tok, true);
@@ -358,6 +418,11 @@ static int run_generate(int argc, char **argv) {
         fprintf(stderr, "ragd generate: %s\n", err.msg);
         goto out;
     }
+    if (sc.detok && !sc.stopped) {
+        ragd_detok_flush(sc.detok, &sc.text);
+        stream_scan(&sc, true);
+        if (sc.stopped) res.finish_reason = "stop";
+    }
     if (json) {
         ragd_buf b = {0};
         ragd_buf_puts(&b, "{\"prompt_ids\":[");
@@ -365,16 +430,7 @@ static int run_generate(int argc, char **argv) {
         ragd_buf_puts(&b, "],\"ids\":[");
         for (int i = 0; i < res.n; i++) ragd_buf_printf(&b, "%s%d", i ? "," : "", res.ids[i]);
         ragd_buf_puts(&b, "],\"text\":");
-        ragd_buf text = {0};
-        if (tok && ragd_tokenizer_decode(tok, res.ids, (size_t)res.n, true, &text, &err)) {
-            fprintf(stderr, "ragd generate: %s\n", err.msg);
-            ragd_buf_free(&text);
-            ragd_buf_free(&b);
-            ragd_gen_result_free(&res);
-            goto out;
-        }
-        ragd_buf_json_str(&b, text.data ? text.data : "", text.len);
-        ragd_buf_free(&text);
+        ragd_buf_json_str(&b, sc.text.data ? sc.text.data : "", sc.cut);
         ragd_buf_puts(&b, ",\"logprobs\":[");
         for (int i = 0; i < res.n; i++)
             ragd_buf_printf(&b, "%s%.9g", i ? "," : "", (double)res.logprobs[i]);
@@ -382,11 +438,6 @@ static int run_generate(int argc, char **argv) {
         fputs(b.data, stdout);
         ragd_buf_free(&b);
     } else {
-        if (sc.detok) {
-            sc.piece.len = 0;
-            ragd_detok_flush(sc.detok, &sc.piece);
-            if (sc.piece.len) fwrite(sc.piece.data, 1, sc.piece.len, stdout);
-        }
         printf("\n");
     }
     fprintf(stderr,
@@ -397,7 +448,7 @@ static int run_generate(int argc, char **argv) {
     rc = 0;
 out:
     if (sc.detok) ragd_detok_free(sc.detok);
-    ragd_buf_free(&sc.piece);
+    ragd_buf_free(&sc.text);
     ragd_tokenizer_destroy(tok);
     if (be) be->ops->destroy(be);
     ragd_pool_destroy(pool);

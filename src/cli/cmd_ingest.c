@@ -19,7 +19,7 @@ static const char *USAGE =
     "  --chunk-tokens N     chunk size in model tokens (default 256; 0 = whole documents)\n"
     "  --overlap N          tokens shared by consecutive chunks (default 32)\n"
     "  --text-column NAME   CSV column holding the text (default text)\n"
-    "  --embed-batch N      chunks per embedding call (default 64)\n"
+    "  --embed-batch N      chunks per embedding call (default 128)\n"
     "  --quiet              no progress bar\n"
     "Unchanged files are skipped; changed files replace their chunks; each file is one\n"
     "transaction, so an interrupted run is finished by running it again.\n";
@@ -42,7 +42,7 @@ static void progress(void *ctx, size_t done, size_t total, size_t chunks, double
 
 static int run_ingest(int argc, char **argv) {
     const char *kb_path = NULL, *index = NULL, *embed = NULL, *text_col = "text";
-    int chunk_tokens = 256, overlap = 32, batch = 64, quiet = 0;
+    int chunk_tokens = 256, overlap = 32, batch = 128, quiet = 0;
     static const struct option opts[] = {{"kb", required_argument, 0, 'k'},
                                          {"index", required_argument, 0, 'i'},
                                          {"embed-model", required_argument, 0, 'e'},

@@ -20,10 +20,13 @@
 #include "embed/embed_api.h"
 #include "engine/engine.h"
 #include "http/openai.h"
+#include "http/rag_routes.h"
 #include "http/server.h"
 #include "kb/kb.h"
 #include "kb/kb_embed.h"
 #include "kb/search_api.h"
+#include "rag/fragment.h"
+#include "rag/rag.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 #include "util/log.h"
@@ -51,25 +54,38 @@ static const char *USAGE =
     "  --http-threads N             HTTP worker threads (default 4)\n"
     "  --no-prefix-caching          do not share KV blocks between equal prompt prefixes\n"
     "  --gpu-memory-utilization F   CUDA: fraction of GPU memory to use (default 0.90)\n"
-    "  --embed-model DIR            also serve /v1/embeddings\n"
-    "  --kb FILE                    also serve /v1/search\n"
+    "  --embed-model DIR            serve /v1/embeddings; with --kb also the query embedder\n"
+    "                               of hybrid / vector search and RAG\n"
+    "  --kb FILE                    knowledge base: /v1/search, RAG answers (/v1/rag/chat,\n"
+    "                               /text-generation\n"
+    "                               through RAG, GET /v1/indexes) and the chat page at GET /\n"
+    "  --rag-top-k N                sources per RAG answer (default 10)\n"
+    "  --stream-min-chars N         /text-generation fragments of at least N characters\n"
+    "                               (default 5) ...\n"
+    "  --stream-punct CHARS         ... or up to one of these characters (default\n"
+    "                               ，。！？；：、,.!?;: and newline)\n"
     "  --port-file FILE             write the bound port here once listening\n";
 
 typedef struct serve_cfg {
     const char *model, *device, *served_name;
     int threads;
+    /* RAG (with --kb) */
+    ragd_kb *kb;
+    const ragd_kb_embedder *kb_emb;
+    ragd_rag_http *rag_http;
+    ragd_metrics *metrics;
+    int rag_top_k;
     ragd_engine_opts eo;
     float gpu_util;
 } serve_cfg;
 
 /* /v1/embeddings and /v1/search: the embeddings and knowledge-base modules' transport-free
- * handlers behind our router; loaded with the model (503 until then). */
+ * handlers behind our router; answered once the model is loaded (503 until then). */
 typedef struct extras {
     ragd_serve_app *app;
-    const char *embed_model, *kb_path;
-    ragd_embedder *emb;
-    ragd_kb *kb;
-    ragd_kb_embedder *kemb;
+    ragd_embedder *emb;           /* --embed-model: one engine shared with search and RAG */
+    ragd_kb *kb;                  /* --kb */
+    const ragd_kb_embedder *kemb; /* the kb's view of emb (NULL: BM25 only) */
 } extras;
 
 static void reply_buf(ragd_http_req *req, int status, ragd_buf *out) {
@@ -112,13 +128,13 @@ static void h_search(void *ctx, ragd_http_req *req) {
 
 typedef struct loader {
     serve_cfg *cfg;
-    extras *x;
     ragd_serve_app *app;
     ragd_pool *pool;
     ragd_backend *be;
     ragd_tokenizer *tok;
     ragd_chat_template *tmpl;
     ragd_engine *engine;
+    ragd_rag *rag;
     int failed;
 } loader;
 
@@ -155,28 +171,8 @@ static void *load_main(void *arg) {
         }
     }
     if (!rc) rc = ragd_engine_create(L->be, &c->eo, &L->engine, &err);
-    if (!rc && L->x->embed_model) {
-        ragd_embedder_opts eo = {0};
-        eo.model_dir = L->x->embed_model;
-        eo.device = c->device;
-        eo.pool = L->pool;
-        rc = ragd_embedder_create(&eo, &L->x->emb, &err);
-        if (rc) ragd_err_prefix(&err, "--embed-model %s", L->x->embed_model);
-    }
-    if (!rc && L->x->kb_path) {
-        ragd_kb_opts ko = {0};
-        ko.path = L->x->kb_path;
-        ko.pool = L->pool;
-        rc = ragd_kb_open(&ko, &L->x->kb, &err);
-        if (!rc && L->x->embed_model) {
-            ragd_err kerr = {0};
-            if (ragd_kb_embedder_open(L->x->embed_model, L->pool, &L->x->kemb, &kerr))
-                LOG_WARN("serve: /v1/search without vectors (BM25 only): %s", kerr.msg);
-        }
-        if (rc) ragd_err_prefix(&err, "--kb %s", L->x->kb_path);
-    }
     if (rc) {
-        LOG_ERROR("serve: loading failed: %s", err.msg);
+        LOG_ERROR("serve: cannot load %s: %s", c->model, err.msg);
         ragd_serve_app_set_failed(L->app, err.msg);
         L->failed = 1;
         kill(getpid(), SIGTERM);
@@ -185,6 +181,19 @@ static void *load_main(void *arg) {
     ragd_engine_stats st;
     ragd_engine_get_stats(L->engine, &st);
     const char *name = c->served_name ? c->served_name : L->be->cfg.model_name;
+    if (c->kb) {
+        ragd_rag_opts ro = {.kb = c->kb,
+                            .emb = c->kb_emb,
+                            .engine = L->engine,
+                            .tok = L->tok,
+                            .top_k = c->rag_top_k,
+                            .metrics = c->metrics};
+        if (ragd_rag_create(&ro, &L->rag, &err)) {
+            LOG_ERROR("serve: RAG disabled: %s", err.msg);
+        } else {
+            ragd_rag_http_set_ready(c->rag_http, L->rag, name);
+        }
+    }
     ragd_serve_app_set_ready(L->app, L->engine, L->tok, L->tmpl, name);
     LOG_INFO("serve: model '%s' ready on %s: %d KV blocks x %d tokens, max model len %d", name,
              L->be->name, st.blocks_total, st.block_size, st.max_model_len);
@@ -212,7 +221,8 @@ static int run_serve(int argc, char **argv) {
     ho.host = "127.0.0.1";
     ho.port = 8080;
     int kv_mb = 0, max_body_mb = 8, timeout_s = 600;
-    const char *embed_model = NULL, *kb = NULL, *port_file = NULL;
+    const char *embed_model = NULL, *kb = NULL, *port_file = NULL, *stream_punct = NULL;
+    int stream_min_chars = RAGD_FRAG_DEFAULT_MIN_CHARS;
     enum {
         O_MODEL = 256,
         O_DEVICE,
@@ -235,7 +245,10 @@ static int run_serve(int argc, char **argv) {
         O_EMBED,
         O_KB,
         O_NAME,
-        O_PORTFILE
+        O_PORTFILE,
+        O_RAGK,
+        O_SMIN,
+        O_SPUNCT
     };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL},
@@ -260,6 +273,9 @@ static int run_serve(int argc, char **argv) {
         {"kb", required_argument, 0, O_KB},
         {"served-model-name", required_argument, 0, O_NAME},
         {"port-file", required_argument, 0, O_PORTFILE},
+        {"rag-top-k", required_argument, 0, O_RAGK},
+        {"stream-min-chars", required_argument, 0, O_SMIN},
+        {"stream-punct", required_argument, 0, O_SPUNCT},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     int c, bad = 0;
@@ -340,6 +356,15 @@ static int run_serve(int argc, char **argv) {
             case O_PORTFILE:
                 port_file = optarg;
                 break;
+            case O_RAGK:
+                bad |= int_arg("--rag-top-k", optarg, 1, 100, &cfg.rag_top_k);
+                break;
+            case O_SMIN:
+                bad |= int_arg("--stream-min-chars", optarg, 0, 1 << 20, &stream_min_chars);
+                break;
+            case O_SPUNCT:
+                stream_punct = optarg;
+                break;
             case 'h':
                 fputs(USAGE, stdout);
                 return 0;
@@ -372,11 +397,6 @@ static int run_serve(int argc, char **argv) {
         fprintf(stderr, "ragd serve: embedding model directory '%s' not found\n", embed_model);
         return 1;
     }
-    if (kb && !ragd_file_exists(kb)) {
-        fprintf(stderr, "ragd serve: knowledge base '%s' not found (create it with ragd ingest)\n",
-                kb);
-        return 1;
-    }
     if (!ragd_dir_exists(cfg.model)) {
         fprintf(stderr, "ragd serve: model directory '%s' not found\n", cfg.model);
         return 1;
@@ -404,20 +424,69 @@ static int run_serve(int argc, char **argv) {
     ragd_err err = {0};
     int exit_code = 0;
     ragd_pool *pool = NULL;
-    extras x = {&app, embed_model, kb, NULL, NULL, NULL};
-    bool routes_ok = true;
-    if (!ragd_http_server_create(&ho, &srv, &err)) {
-        routes_ok = ragd_openai_register(srv, &app) == RAGD_OK;
-        if (embed_model)
-            routes_ok &= ragd_http_route(srv, "POST", "/v1/embeddings", h_embeddings, &x,
-                                         RAGD_HTTP_AUTH) == RAGD_OK;
-        if (kb)
-            routes_ok &=
-                ragd_http_route(srv, "POST", "/v1/search", h_search, &x, RAGD_HTTP_AUTH) == RAGD_OK;
+    ragd_kb_embedder *kb_emb = NULL;
+    extras x = {.app = &app};
+    pool = ragd_pool_create(cfg.threads);
+    cfg.metrics = metrics;
+    if (embed_model) {
+        ragd_embedder_opts eo = {.model_dir = embed_model, .device = cfg.device, .pool = pool};
+        if (ragd_embedder_create(&eo, &x.emb, &err)) {
+            fprintf(stderr, "ragd serve: --embed-model %s: %s\n", embed_model, err.msg);
+            ragd_pool_destroy(pool);
+            ragd_metrics_destroy(metrics);
+            return 1;
+        }
     }
-    if (!srv || !routes_ok || ragd_http_server_start(srv, &err)) {
+    if (kb) {
+        /* RAG: the knowledge base (created empty when absent: the endpoints then say so),
+         * its query embedder, and the routes; the pipeline is published once the model is
+         * loaded (until then 503 "loading"). Registered before the OpenAI routes so that
+         * /text-generation answers through RAG. */
+        ragd_kb_opts ko = {.path = kb, .pool = pool};
+        ragd_rag_http_opts rho = {.stream_min_chars = (size_t)stream_min_chars,
+                                  .stream_punct = stream_punct};
+        if (ragd_kb_open(&ko, &cfg.kb, &err) ||
+            (x.emb && ragd_kb_embedder_from_engine(x.emb, embed_model, &kb_emb, &err))) {
+            fprintf(stderr, "ragd serve: %s\n", err.msg);
+            ragd_kb_embedder_close(kb_emb);
+            ragd_kb_close(cfg.kb);
+            ragd_embedder_destroy(x.emb);
+            ragd_pool_destroy(pool);
+            ragd_metrics_destroy(metrics);
+            return 1;
+        }
+        cfg.kb_emb = kb_emb;
+        rho.kb = cfg.kb;
+        if (ragd_http_server_create(&ho, &srv, &err) ||
+            ragd_rag_http_register(srv, &rho, &cfg.rag_http, &err)) {
+            fprintf(stderr, "ragd serve: %s\n", err.msg);
+            ragd_http_server_destroy(srv);
+            ragd_kb_embedder_close(kb_emb);
+            ragd_kb_close(cfg.kb);
+            ragd_embedder_destroy(x.emb);
+            ragd_pool_destroy(pool);
+            ragd_metrics_destroy(metrics);
+            return err.code == RAGD_EINVAL ? 2 : 1;
+        }
+    }
+    x.kb = cfg.kb;
+    x.kemb = kb_emb;
+    bool routes_ok = srv || !ragd_http_server_create(&ho, &srv, &err);
+    if (routes_ok) routes_ok = ragd_openai_register(srv, &app) == RAGD_OK;
+    if (routes_ok && x.emb)
+        routes_ok = ragd_http_route(srv, "POST", "/v1/embeddings", h_embeddings, &x,
+                                    RAGD_HTTP_AUTH) == RAGD_OK;
+    if (routes_ok && x.kb)
+        routes_ok =
+            ragd_http_route(srv, "POST", "/v1/search", h_search, &x, RAGD_HTTP_AUTH) == RAGD_OK;
+    if (!routes_ok || ragd_http_server_start(srv, &err)) {
         fprintf(stderr, "ragd serve: %s\n", err.msg[0] ? err.msg : "cannot start the server");
         ragd_http_server_destroy(srv);
+        ragd_rag_http_destroy(cfg.rag_http);
+        ragd_kb_embedder_close(kb_emb);
+        ragd_kb_close(cfg.kb);
+        ragd_embedder_destroy(x.emb);
+        ragd_pool_destroy(pool);
         ragd_metrics_destroy(metrics);
         return 1;
     }
@@ -428,8 +497,7 @@ static int run_serve(int argc, char **argv) {
         int n = snprintf(buf, sizeof buf, "%d\n", port);
         ragd_write_file(port_file, buf, (size_t)n, NULL);
     }
-    pool = ragd_pool_create(cfg.threads);
-    loader L = {&cfg, &x, &app, pool, NULL, NULL, NULL, NULL, 0};
+    loader L = {.cfg = &cfg, .app = &app, .pool = pool};
     pthread_t lt;
     if (pthread_create(&lt, NULL, load_main, &L)) {
         fprintf(stderr, "ragd serve: cannot start the loader thread\n");
@@ -445,11 +513,13 @@ static int run_serve(int argc, char **argv) {
     }
     ragd_engine_destroy(L.engine); /* aborts open requests; their replies go out */
     ragd_http_server_destroy(srv);
+    ragd_rag_http_destroy(cfg.rag_http);
+    ragd_rag_destroy(L.rag);
+    ragd_kb_embedder_close(kb_emb);
+    ragd_kb_close(cfg.kb);
+    ragd_embedder_destroy(x.emb);
     if (L.be) L.be->ops->destroy(L.be);
     ragd_chat_template_destroy(L.tmpl);
-    ragd_kb_embedder_close(x.kemb);
-    ragd_kb_close(x.kb);
-    ragd_embedder_destroy(x.emb);
     ragd_tokenizer_destroy(L.tok);
     ragd_pool_destroy(pool);
     ragd_metrics_destroy(metrics);

@@ -43,6 +43,8 @@ typedef struct ragd_batch_seq {
     const ragd_sampling_params *sampling; /* NULL: engine samples on the host from logits */
     const int32_t *history;               /* prompt + generated ids so far, for penalties */
     int32_t n_history;
+    int32_t n_prompt; /* leading history entries that are prompt: presence/frequency penalties
+                         count only the generated ones after them (0 = count all) */
 } ragd_batch_seq;
 
 typedef struct ragd_batch {

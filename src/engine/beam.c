@@ -70,15 +70,6 @@ static int cand_cmp(const void *a, const void *b) {
     return x->tok - y->tok;
 }
 
-static bool is_eos(const ragd_backend *be, const ragd_gen_params *p, int32_t t) {
-    if (!p->ignore_eos)
-        for (int i = 0; i < be->cfg.n_eos; i++)
-            if (be->cfg.eos_ids[i] == t) return true;
-    for (int i = 0; i < p->n_stop_ids; i++)
-        if (p->stop_ids[i] == t) return true;
-    return false;
-}
-
 int ragd_beam_generate(ragd_backend *be, const int32_t *prompt, int n_prompt,
                        const ragd_gen_params *p, ragd_gen_cb cb, void *ud, ragd_gen_result *res,
                        ragd_err *err) {
@@ -202,7 +193,7 @@ int ragd_beam_generate(ragd_backend *be, const int32_t *prompt, int n_prompt,
         int np = 0;
         for (int r = 0; r < nc && np < B; r++) {
             cand *c = &cands[r];
-            if (is_eos(be, p, c->tok)) {
+            if (ragd_gen_is_stop(be, p, c->tok)) {
                 if (r >= B) continue;
                 int32_t *ids = seq + (size_t)c->beam * max_new;
                 float *lps = slp + (size_t)c->beam * max_new;
@@ -289,7 +280,8 @@ int ragd_beam_generate(ragd_backend *be, const int32_t *prompt, int n_prompt,
     }
     memcpy(res->ids, H.h[best].ids, sizeof(int32_t) * (size_t)res->n);
     memcpy(res->logprobs, H.h[best].lps, sizeof(float) * (size_t)res->n);
-    res->finish_reason = res->n > 0 && is_eos(be, p, res->ids[res->n - 1]) ? "stop" : "length";
+    res->finish_reason =
+        res->n > 0 && ragd_gen_is_stop(be, p, res->ids[res->n - 1]) ? "stop" : "length";
     for (int i = 0; i < res->n && cb; i++)
         if (cb(ud, res->ids[i], res->logprobs[i])) break;
     res->decode_s = ragd_now_s() - t1;

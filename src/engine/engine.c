@@ -585,6 +585,7 @@ static bool step(ragd_engine *e) {
             e->bseqs[i].sampling = &e->sched[i]->p.sampling;
             e->bseqs[i].history = e->sched[i]->tokens;
             e->bseqs[i].n_history = e->sched[i]->n_tokens;
+            e->bseqs[i].n_prompt = e->sched[i]->n_prompt;
         }
         rc = e->be->ops->forward_sample(e->be, &batch, e->souts, &err);
     } else {

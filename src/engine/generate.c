@@ -26,7 +26,7 @@ void ragd_gen_result_free(ragd_gen_result *r) {
     memset(r, 0, sizeof *r);
 }
 
-static bool is_stop(const ragd_backend *be, const ragd_gen_params *p, int32_t t) {
+bool ragd_gen_is_stop(const ragd_backend *be, const ragd_gen_params *p, int32_t t) {
     if (!p->ignore_eos)
         for (int i = 0; i < be->cfg.n_eos; i++)
             if (be->cfg.eos_ids[i] == t) return true;
@@ -101,7 +101,7 @@ int ragd_generate(ragd_backend *be, const int32_t *prompt, int n_prompt, const r
         res->logprobs[res->n] = so.logprob;
         res->n++;
         int stop = cb ? cb(ud, so.token, so.logprob) : 0;
-        if (is_stop(be, p, so.token) || stop) {
+        if (ragd_gen_is_stop(be, p, so.token) || stop) {
             res->finish_reason = "stop";
             break;
         }

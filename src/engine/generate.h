@@ -28,6 +28,8 @@ typedef struct ragd_gen_params {
 } ragd_gen_params;
 
 void ragd_gen_defaults(ragd_gen_params *p);
+/* True when t ends generation: a model EOS id (unless ignore_eos) or one of p->stop_ids. */
+bool ragd_gen_is_stop(const ragd_backend *be, const ragd_gen_params *p, int32_t t);
 
 /* Called for each generated token; return nonzero to stop (e.g. a stop string matched). */
 typedef int (*ragd_gen_cb)(void *ud, int32_t token, float logprob);

@@ -294,16 +294,39 @@ int ragd_sampler_sample(ragd_sampler *s, float *lg, const int32_t *prompt, int n
                 n = top_p_keep(c, n, mx, z, p->top_p);
             }
         } else if (p->top_p < 1.0f) {
-            /* the best 256 usually hold the top_p mass; sort everything only when not */
-            n = top_k_select(lg, NULL, V, 256, c);
-            double mx = c[0].v, z = 0, zin = 0;
-            for (int i = 0; i < V; i++) z += exp((double)lg[i] - mx);
-            for (int i = 0; i < n; i++) zin += exp((double)c[i].v - mx);
-            if (zin / z < p->top_p && n < V) {
-                for (int i = 0; i < V; i++) c[i] = (vi){lg[i], i};
-                qsort(c, (size_t)V, sizeof *c, cmp_vi_desc);
-                n = V;
+            /* Histogram of the probability mass by distance below the max logit: every
+             * token of a bin whose cumulative mass (bins before it included) stays below
+             * top_p is kept for sure, so only the bins up to the crossing one are sorted.
+             * Exact, O(V) plus a sort of the (usually small) kept set. */
+            enum { NB = 1024 };
+            const double range = 40.0; /* nats below the max; further tokens share the last bin */
+            double mass[NB] = {0};
+            float fmx = -INFINITY;
+            for (int i = 0; i < V; i++) fmx = lg[i] > fmx ? lg[i] : fmx;
+            double mx = fmx, z = 0;
+            for (int i = 0; i < V; i++) {
+                double d = mx - (double)lg[i];
+                int b = d >= range ? NB - 1 : (int)(d * (NB / range));
+                double w = exp(-d);
+                mass[b] += w;
+                z += w;
             }
+            int last = NB - 1;
+            double cum = 0;
+            for (int b = 0; b < NB; b++) {
+                if (cum >= p->top_p * z) {
+                    last = b - 1;
+                    break;
+                }
+                cum += mass[b];
+            }
+            n = 0;
+            for (int i = 0; i < V; i++) {
+                double d = mx - (double)lg[i];
+                int b = d >= range ? NB - 1 : (int)(d * (NB / range));
+                if (b <= last) c[n++] = (vi){lg[i], i};
+            }
+            qsort(c, (size_t)n, sizeof *c, cmp_vi_desc);
             n = top_p_keep(c, n, mx, z, p->top_p);
         } else {
             for (int i = 0; i < V; i++) c[i] = (vi){lg[i], i};

@@ -7,9 +7,16 @@
 #include <string.h>
 
 #include "kb/analyzer.h"
+#include "util/str.h"
+
+/* Every embedder here starts with this header so ragd_kb_embedder_close can dispose of it. */
+typedef struct emb_head {
+    ragd_kb_embedder base;
+    void (*destroy)(struct emb_head *h);
+} emb_head;
 
 typedef struct hash_emb {
-    ragd_kb_embedder base;
+    emb_head head;
     char name[32];
 } hash_emb;
 
@@ -30,7 +37,7 @@ static int hash_term(void *vctx, const char *t, size_t n, size_t s, size_t e) {
 
 static int hash_embed(void *ctx, const char *const *texts, const size_t *lens, size_t n, float *out,
                       ragd_err *err) {
-    int dim = ((hash_emb *)ctx)->base.dim;
+    int dim = ((hash_emb *)ctx)->head.base.dim;
     for (size_t i = 0; i < n; i++) {
         float *v = out + i * (size_t)dim;
         memset(v, 0, (size_t)dim * sizeof *v);
@@ -50,6 +57,10 @@ static int hash_embed(void *ctx, const char *const *texts, const size_t *lens, s
     return RAGD_OK;
 }
 
+static void hash_destroy(emb_head *h) {
+    free(h);
+}
+
 int ragd_kb_hash_embedder_create(int dim, ragd_kb_embedder **out, ragd_err *err) {
     *out = NULL;
     if (dim < 8 || dim > 4096)
@@ -57,10 +68,105 @@ int ragd_kb_hash_embedder_create(int dim, ragd_kb_embedder **out, ragd_err *err)
     hash_emb *h = calloc(1, sizeof *h);
     if (!h) return ragd_err_set(err, RAGD_ENOMEM, "out of memory");
     snprintf(h->name, sizeof h->name, "hash:%d", dim);
-    h->base = (ragd_kb_embedder){h, h->name, dim, hash_embed, NULL};
-    *out = &h->base;
+    h->head.base = (ragd_kb_embedder){h, h->name, dim, hash_embed, NULL};
+    h->head.destroy = hash_destroy;
+    *out = &h->head.base;
     return RAGD_OK;
 }
+
+#if __has_include("tokenizer/wordpiece.h")
+/* The embedding engine (embed/embed.h) and the model's WordPiece tokenizer for chunk sizes. */
+#include "embed/embed.h"
+#include "tokenizer/wordpiece.h"
+
+typedef struct model_emb {
+    emb_head head;
+    ragd_embedder *engine;
+    int owns_engine;
+    ragd_wordpiece *wp;
+    ragd_kb_token_counter tc;
+} model_emb;
+
+static int model_embed(void *ctx, const char *const *texts, const size_t *lens, size_t n,
+                       float *out, ragd_err *err) {
+    model_emb *m = ctx;
+    return ragd_embedder_embed(m->engine, texts, lens, n, out, NULL, NULL, err);
+}
+
+static size_t wp_count(void *ctx, const char *text, size_t len) {
+    model_emb *m = ctx;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    if (ragd_wordpiece_encode(m->wp, text, len, (size_t)1 << 30, &ids, &n, NULL, NULL)) {
+        free(ids);
+        return ragd_kb_approx_tokens.count(NULL, text, len);
+    }
+    free(ids);
+    return n >= 2 ? n - 2 : 0; /* without [CLS] and [SEP] */
+}
+
+static void model_destroy(emb_head *h) {
+    model_emb *m = (model_emb *)h;
+    if (m->owns_engine) ragd_embedder_destroy(m->engine);
+    ragd_wordpiece_destroy(m->wp);
+    free(m);
+}
+
+static int wrap_engine(ragd_embedder *engine, int owns, const char *model_dir,
+                       ragd_kb_embedder **out, ragd_err *err) {
+    model_emb *m = calloc(1, sizeof *m);
+    if (!m) return ragd_err_set(err, RAGD_ENOMEM, "out of memory");
+    m->engine = engine;
+    m->owns_engine = owns;
+    if (model_dir) {
+        int rc = ragd_wordpiece_load(model_dir, &m->wp, err);
+        if (rc) {
+            free(m);
+            return rc;
+        }
+        m->tc = (ragd_kb_token_counter){"wordpiece", m, wp_count};
+    }
+    m->head.base =
+        (ragd_kb_embedder){m, ragd_embedder_model_name(engine), ragd_embedder_dim(engine),
+                           model_embed, m->wp ? &m->tc : NULL};
+    m->head.destroy = model_destroy;
+    *out = &m->head.base;
+    return RAGD_OK;
+}
+
+int ragd_kb_embedder_from_engine(struct ragd_embedder *engine, const char *model_dir,
+                                 ragd_kb_embedder **out, ragd_err *err) {
+    *out = NULL;
+    return wrap_engine(engine, 0, model_dir, out, err);
+}
+
+static int open_model(const char *dir, ragd_pool *pool, ragd_kb_embedder **out, ragd_err *err) {
+    ragd_embedder_opts o = {.model_dir = dir, .pool = pool};
+    ragd_embedder *e = NULL;
+    int rc = ragd_embedder_create(&o, &e, err);
+    if (rc) return rc;
+    rc = wrap_engine(e, 1, dir, out, err);
+    if (rc) ragd_embedder_destroy(e);
+    return rc;
+}
+#else
+int ragd_kb_embedder_from_engine(struct ragd_embedder *engine, const char *model_dir,
+                                 ragd_kb_embedder **out, ragd_err *err) {
+    (void)engine;
+    (void)model_dir;
+    *out = NULL;
+    return ragd_err_set(err, RAGD_EUNSUPPORTED, "this build has no embedding engine");
+}
+
+static int open_model(const char *dir, ragd_pool *pool, ragd_kb_embedder **out, ragd_err *err) {
+    (void)dir;
+    (void)pool;
+    (void)out;
+    return ragd_err_set(err, RAGD_EUNSUPPORTED,
+                        "embedding models are not available in this build yet (the embedding "
+                        "engine is not merged); use --embed-model hash:DIM or BM25 only");
+}
+#endif
 
 int ragd_kb_embedder_open(const char *spec, ragd_pool *pool, ragd_kb_embedder **out,
                           ragd_err *err) {
@@ -73,12 +179,13 @@ int ragd_kb_embedder_open(const char *spec, ragd_pool *pool, ragd_kb_embedder **
             return ragd_err_set(err, RAGD_EINVAL, "bad embedder '%s' (want hash:DIM)", spec);
         return ragd_kb_hash_embedder_create((int)d, out, err);
     }
-    return ragd_err_set(err, RAGD_EUNSUPPORTED,
-                        "embedding models are not available in this build yet (the embedding "
-                        "engine is not merged); use --embed-model hash:DIM or BM25 only");
+    if (!ragd_dir_exists(spec))
+        return ragd_err_set(err, RAGD_ENOTFOUND, "no model directory %s", spec);
+    return open_model(spec, pool, out, err);
 }
 
 void ragd_kb_embedder_close(ragd_kb_embedder *e) {
     if (!e) return;
-    free(e->ctx); /* the hash embedder's ctx is itself */
+    emb_head *h = (emb_head *)e; /* base is the first member */
+    h->destroy(h);
 }

@@ -19,4 +19,13 @@ void ragd_kb_embedder_close(ragd_kb_embedder *e);
 /* The hash embedder directly (dim 8..4096). */
 int ragd_kb_hash_embedder_create(int dim, ragd_kb_embedder **out, ragd_err *err);
 
+/* Wrap an embedding engine the caller already has (the server's): model name and dim from
+ * the engine, chunk token counts from the model's WordPiece tokenizer in model_dir (NULL:
+ * the approximation). The engine stays the caller's; close the wrapper with
+ * ragd_kb_embedder_close before destroying the engine. RAGD_EUNSUPPORTED in a build without
+ * the embedding engine. */
+struct ragd_embedder;
+int ragd_kb_embedder_from_engine(struct ragd_embedder *engine, const char *model_dir,
+                                 ragd_kb_embedder **out, ragd_err *err);
+
 #endif

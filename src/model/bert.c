@@ -12,7 +12,7 @@
 
 #include "backend/cpu/amx_gemm.h"
 #include "backend/cpu/bert_ops.h"
-#if defined(RAGD_HAVE_CUDA) && defined(RAGD_BERT_CUDA)
+#ifdef RAGD_HAVE_CUDA
 #include "backend/cuda/bert_cuda.h"
 #endif
 #include "model/dtype.h"
@@ -299,7 +299,7 @@ void ragd_bert_destroy(ragd_bert *m) {
         }
     free(m->layers);
     free(m->buf);
-#if defined(RAGD_HAVE_CUDA) && defined(RAGD_BERT_CUDA)
+#ifdef RAGD_HAVE_CUDA
     ragd_bert_cuda_destroy(m->gpu);
 #endif
     ragd_st_close(m->st);
@@ -359,7 +359,7 @@ ragd_bert_precision ragd_bert_get_precision(const ragd_bert *m) {
 int ragd_bert_set_device(ragd_bert *m, const char *device, ragd_err *err) {
     if (!device || strcmp(device, "cpu") == 0) {
         pthread_mutex_lock(&m->mu);
-#if defined(RAGD_HAVE_CUDA) && defined(RAGD_BERT_CUDA)
+#ifdef RAGD_HAVE_CUDA
         ragd_bert_cuda_destroy(m->gpu);
 #endif
         m->gpu = NULL;
@@ -368,7 +368,7 @@ int ragd_bert_set_device(ragd_bert *m, const char *device, ragd_err *err) {
     }
     if (strcmp(device, "cuda") != 0)
         return ragd_err_set(err, RAGD_EINVAL, "unknown device '%s' (cpu or cuda)", device);
-#if !(defined(RAGD_HAVE_CUDA) && defined(RAGD_BERT_CUDA))
+#ifndef RAGD_HAVE_CUDA
     return ragd_err_set(err, RAGD_EUNSUPPORTED,
                         "device cuda is not available: this build has no CUDA support (nvcc was "
                         "not found when it was configured)");
@@ -456,10 +456,11 @@ typedef struct fwd {
  * epilogue arguments must be unused: callers run separate passes). */
 static void gemm(fwd *f, int M, int N, int K, const float *A, int lda, const uint16_t *Ab,
                  const float *W, const ragd_amx_weight *aw, const float *bias, bool gelu, float *C,
-                 int ldc, uint16_t *Cb) {
+                 int ldc, uint16_t *Cb, ragd_amx_rows_fn rows_fn) {
     uint64_t t0 = ragd_now_ns();
     if (f->m->precision == RAGD_BERT_BF16)
-        ragd_amx_gemm_ex(f->pool, M, A, lda, Ab, aw, bias, gelu, C, ldc, Cb, f->amx_scratch);
+        ragd_amx_gemm_ex(f->pool, M, A, lda, Ab, aw, bias, gelu, C, ldc, Cb, rows_fn, f,
+                         f->amx_scratch);
     else
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, lda, W, K, 0.0f, C,
                     ldc);
@@ -581,6 +582,27 @@ static size_t n_tasks(fwd *f, int rows) {
     return (size_t)((rows + per - 1) / per);
 }
 
+/* bf16 mode: residual + bias + LayerNorm on rows the AMX GEMM just finished (its epilogue). */
+static void rows_ln1(void *ctx, int r0, int n) {
+    fwd *f = ctx;
+    const int H = f->m->cfg.hidden;
+    for (int r = r0; r < r0 + n; r++) {
+        ragd_add_layernorm(f->rows + (size_t)r * H, f->add + (size_t)r * H, f->layer->bo,
+                           f->layer->ln1_g, f->layer->ln1_b, (size_t)H, f->m->cfg.ln_eps);
+        store_bf16_row(f, r, f->rows + (size_t)r * H);
+    }
+}
+
+static void rows_ln2(void *ctx, int r0, int n) {
+    fwd *f = ctx;
+    const int H = f->m->cfg.hidden;
+    for (int r = r0; r < r0 + n; r++) {
+        ragd_add_layernorm(f->rows + (size_t)r * H, f->add + (size_t)r * H, f->layer->b2,
+                           f->layer->ln2_g, f->layer->ln2_b, (size_t)H, f->m->cfg.ln_eps);
+        store_bf16_row(f, r, f->rows + (size_t)r * H);
+    }
+}
+
 static void run_layer(fwd *f, ragd_pool *pool, const bert_layer *ly, bool cls_only) {
     const ragd_bert_config *c = &f->m->cfg;
     const int H = c->hidden, F = c->ffn, T = f->T, n = f->n_seq;
@@ -590,7 +612,7 @@ static void run_layer(fwd *f, ragd_pool *pool, const bert_layer *ly, bool cls_on
     /* bf16: the biases ride in the GEMM epilogues, inputs come as bf16 copies (f->xb) */
     if (!cls_only) {
         gemm(f, T, 3 * H, H, f->x, H, f->xb, ly->wqkv, &ly->aqkv, bf ? ly->bqkv : NULL, false,
-             f->qkv, 3 * H, NULL);
+             f->qkv, 3 * H, NULL, NULL);
     } else {
         /* only [CLS] needs a query and everything after attention */
         const ragd_amx_weight q_rows = ragd_amx_rows(&ly->aqkv, 0, H);
@@ -598,9 +620,9 @@ static void run_layer(fwd *f, ragd_pool *pool, const bert_layer *ly, bool cls_on
         for (int s = 0; s < n; s++)
             memcpy(f->xc + (size_t)s * H, f->x + (size_t)f->offs[s] * H, (size_t)H * sizeof(float));
         gemm(f, n, H, H, f->xc, H, NULL, ly->wqkv, &q_rows, bf ? ly->bqkv : NULL, false, f->qc, H,
-             NULL);
+             NULL, NULL);
         gemm(f, T, 2 * H, H, f->x, H, f->xb, ly->wqkv + (size_t)H * H, &kv_rows,
-             bf ? ly->bqkv + H : NULL, false, f->qkv + H, 3 * H, NULL);
+             bf ? ly->bqkv + H : NULL, false, f->qkv + H, 3 * H, NULL, NULL);
     }
     if (!bf) ragd_pool_run(pool, n_tasks(f, T), task_qkv_bias, f);
     ragd_pool_run(pool, (size_t)n * c->heads, task_attention, f);
@@ -631,18 +653,21 @@ static void run_layer(fwd *f, ragd_pool *pool, const bert_layer *ly, bool cls_on
     const int rows = cls_only ? n : T;
     f->rows = cls_only ? f->xc : f->x;
     f->add = f->tmp;
-    gemm(f, rows, H, H, cls_only ? f->ctxc : f->ctx, H, NULL, ly->wo, &ly->ao, NULL, false, f->tmp,
-         H, NULL);
-    ragd_pool_run(pool, n_tasks(f, rows), task_ln1, f);
+    const float *ctx = cls_only ? f->ctxc : f->ctx;
     if (bf) {
-        gemm(f, rows, F, H, NULL, 0, f->xb, ly->w1, &ly->a1, ly->b1, true, NULL, 0, f->fb);
-        gemm(f, rows, H, F, NULL, 0, f->fb, ly->w2, &ly->a2, NULL, false, f->tmp, H, NULL);
+        /* residual + LayerNorm run in the epilogues of the output and FFN-down GEMMs */
+        gemm(f, rows, H, H, ctx, H, NULL, ly->wo, &ly->ao, NULL, false, f->tmp, H, NULL, rows_ln1);
+        gemm(f, rows, F, H, NULL, 0, f->xb, ly->w1, &ly->a1, ly->b1, true, NULL, 0, f->fb, NULL);
+        gemm(f, rows, H, F, NULL, 0, f->fb, ly->w2, &ly->a2, NULL, false, f->tmp, H, NULL,
+             rows_ln2);
     } else {
-        gemm(f, rows, F, H, f->rows, H, NULL, ly->w1, &ly->a1, NULL, false, f->ffn, F, NULL);
+        gemm(f, rows, H, H, ctx, H, NULL, ly->wo, &ly->ao, NULL, false, f->tmp, H, NULL, NULL);
+        ragd_pool_run(pool, n_tasks(f, rows), task_ln1, f);
+        gemm(f, rows, F, H, f->rows, H, NULL, ly->w1, &ly->a1, NULL, false, f->ffn, F, NULL, NULL);
         ragd_pool_run(pool, n_tasks(f, rows), task_gelu, f);
-        gemm(f, rows, H, F, f->ffn, F, NULL, ly->w2, &ly->a2, NULL, false, f->tmp, H, NULL);
+        gemm(f, rows, H, F, f->ffn, F, NULL, ly->w2, &ly->a2, NULL, false, f->tmp, H, NULL, NULL);
+        ragd_pool_run(pool, n_tasks(f, rows), task_ln2, f);
     }
-    ragd_pool_run(pool, n_tasks(f, rows), task_ln2, f);
 }
 
 int ragd_bert_forward(ragd_bert *m, ragd_pool *pool, const int32_t *ids, const int32_t *lens,
@@ -671,7 +696,7 @@ int ragd_bert_forward(ragd_bert *m, ragd_pool *pool, const int32_t *ids, const i
 
     pthread_mutex_lock(&m->mu);
     uint64_t t0 = ragd_now_ns();
-#if defined(RAGD_HAVE_CUDA) && defined(RAGD_BERT_CUDA)
+#ifdef RAGD_HAVE_CUDA
     if (m->gpu) {
         int rc = ragd_bert_cuda_forward(m->gpu, ids, lens, n_seq, (int)T,
                                         pooling == RAGD_BERT_POOL_MEAN, norm, out, err);

@@ -50,7 +50,7 @@ static void add_eos(ragd_llm_config *cfg, const cJSON *it) {
     }
 }
 
-static int parse_config(const char *path, ragd_llm_config *cfg, ragd_err *err) {
+static int load_object(const char *path, cJSON **out, ragd_err *err) {
     char *text = NULL;
     size_t len = 0;
     int rc = ragd_read_file(path, &text, &len, err);
@@ -61,6 +61,14 @@ static int parse_config(const char *path, ragd_llm_config *cfg, ragd_err *err) {
         cJSON_Delete(root);
         return ragd_err_set(err, RAGD_EFORMAT, "%s: not a JSON object", path);
     }
+    *out = root;
+    return RAGD_OK;
+}
+
+static int parse_config(const char *path, ragd_llm_config *cfg, ragd_err *err) {
+    cJSON *root = NULL;
+    int rc = load_object(path, &root, err);
+    if (rc) return rc;
     const cJSON *archs = cJSON_GetObjectItemCaseSensitive(root, "architectures");
     const cJSON *a0 = cJSON_IsArray(archs) ? cJSON_GetArrayItem(archs, 0) : NULL;
     const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
@@ -148,16 +156,9 @@ out:
 }
 
 static int parse_generation(const char *path, ragd_llm_config *cfg, ragd_err *err) {
-    char *text = NULL;
-    size_t len = 0;
-    int rc = ragd_read_file(path, &text, &len, err);
+    cJSON *root = NULL;
+    int rc = load_object(path, &root, err);
     if (rc) return rc;
-    cJSON *root = cJSON_ParseWithLength(text, len);
-    free(text);
-    if (!root || !cJSON_IsObject(root)) {
-        cJSON_Delete(root);
-        return ragd_err_set(err, RAGD_EFORMAT, "%s: not a JSON object", path);
-    }
     double t = 1, p = 1, r = 1;
     int k = 0;
     if ((rc = get_num(root, "temperature", 1.0, &t, path, err)) ||

@@ -38,6 +38,20 @@ python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["prompt_id
 "$RAGD_BIN" generate --model "$Q" --prompt "Hello" --max-tokens 3 >"$TMP/stream" || fail "--prompt failed"
 [ -s "$TMP/stream" ] || fail "--prompt printed nothing"
 
+# stop strings: the streamed text and the JSON text end before the stop string
+full=$("$RAGD_BIN" generate --model "$Q" --prompt "Hello" --max-tokens 6 --json 2>/dev/null) || fail "--prompt --json"
+stop=$(python3 -c 'import json,sys; t=json.loads(sys.argv[1])["text"]; print(t[3:7])' "$full")
+"$RAGD_BIN" generate --model "$Q" --prompt "Hello" --max-tokens 6 --stop "$stop" --json >"$TMP/stop.json" 2>/dev/null || fail "--stop failed"
+python3 - "$full" "$TMP/stop.json" "$stop" <<'PY' || fail "--stop did not cut the text at the stop string"
+import json, sys
+full = json.loads(sys.argv[1])["text"]; d = json.load(open(sys.argv[2])); stop = sys.argv[3]
+assert d["text"] == full[:full.index(stop)], (d["text"], full, stop)
+assert d["finish_reason"] == "stop"
+PY
+streamed=$("$RAGD_BIN" generate --model "$Q" --prompt "Hello" --max-tokens 6 --stop "$stop" 2>/dev/null)
+[ "$streamed" = "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["text"])' "$TMP/stop.json")" ] \
+  || fail "streamed text differs from the JSON text with --stop"
+
 # seeded sampling is reproducible; beam search runs
 a=$("$RAGD_BIN" generate --model "$L" --ids 1,2,3 --max-tokens 12 --temperature 1.0 --top-p 0.9 --seed 7 --json)
 b=$("$RAGD_BIN" generate --model "$L" --ids 1,2,3 --max-tokens 12 --temperature 1.0 --top-p 0.9 --seed 7 --json)

@@ -69,4 +69,21 @@ grep -q "no index named" "$TMP/err" || fail "unknown index message"
 "$R" ingest --kb "$TMP/kb.db" --index a --embed-model hash:32 "$TMP/docs/none.txt" >/dev/null 2>"$TMP/err"; [ $? -eq 1 ] || fail "missing file"
 grep -q "none.txt" "$TMP/err" || fail "missing file message"
 "$R" ingest --help | grep -q chunk-tokens || fail "ingest --help"
+
+# a real model directory through the embedding engine (random weights: shape, not quality)
+M="$RAGD_SHARED/models/bert-tiny"
+if [ -d "$M" ]; then
+  "$R" ingest --kb "$TMP/m.db" --index m --embed-model "$M" --chunk-tokens 16 --overlap 4 --text-column content \
+    --quiet "$TMP/docs" >"$TMP/out" 2>&1 || fail "ingest with a model: $(cat "$TMP/out")"
+  "$R" kb --kb "$TMP/m.db" list --json | python3 -c '
+import json,sys; i=json.load(sys.stdin)["indexes"][0]
+assert i["embed_model"] == "bert-tiny" and i["dim"] == 64 and i["vectors"] == i["chunks"] > 0, i' \
+    || fail "model index"
+  "$R" search --kb "$TMP/m.db" --index m --embed-model "$M" --mode vector --query "补血" --k 3 \
+    --json 2>/dev/null | python3 -c '
+import json,sys; d=json.load(sys.stdin); r=d["data"][0]["results"]
+assert len(r) == 3 and all(x["ranks"]["vector"] for x in r), r' || fail "vector search with a model"
+  "$R" search --kb "$TMP/m.db" --index m --embed-model hash:64 --mode vector --query x \
+    >/dev/null 2>"$TMP/err"; [ $? -eq 1 ] || fail "query embedder mismatch accepted"
+fi
 pass

@@ -22,6 +22,9 @@ assert d["recall@1"] >= 0.966, d
 assert d["recall@10"] >= d["recall@5"] >= d["recall@1"], d
 PY
 
-# term statistics for TF-IDF come from the same analysis
-"$RAGD_BIN" kb --kb "$TMP/kb.db" df --index cmrc 战国 的 zzzzqqq >"$TMP/df.out" 2>&1 || true
+# term statistics for TF-IDF come from the same analysis: N chunks, df per analysed term
+"$RAGD_BIN" kb --kb "$TMP/kb.db" df --index cmrc 战国 zzzzqqq >"$TMP/df.out" || fail "kb df"
+grep -qx "N 848" "$TMP/df.out" || fail "df N: $(cat "$TMP/df.out")"
+awk -F'\t' '$1=="战国" && $2>0 {ok=1} END {exit !ok}' "$TMP/df.out" || fail "df of 战国"
+grep -qx "zzzzqqq	0" "$TMP/df.out" || fail "df of an unknown term"
 pass

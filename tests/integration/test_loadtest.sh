@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# ctest: RUN_SERIAL
 # ragd loadtest against the scripted SSE server (tests/tools/sse_server.c): timing accuracy,
 # count/duration/open-loop shapes, failure classification, request formats, reports, config
 # errors.

@@ -255,6 +255,52 @@ static void test_kernels(void **state) {
     assert_true(fabs(y[2] - 1.5 * 0.5 * (1 + erf(1.5 / sqrt(2)))) < 1e-6);
 }
 
+/* rows_fn of the AMX GEMM: copies the finished rows (they must be complete) and counts them. */
+typedef struct rows_probe {
+    const float *C;
+    float *copy;
+    int N, calls, rows;
+} rows_probe;
+
+static void probe_rows(void *ctx, int r0, int n) {
+    rows_probe *p = ctx;
+    memcpy(p->copy + (size_t)r0 * p->N, p->C + (size_t)r0 * p->N, (size_t)n * p->N * sizeof(float));
+    __atomic_add_fetch(&p->calls, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&p->rows, n, __ATOMIC_RELAXED);
+}
+
+/* Both ways rows_fn runs: inside the GEMM tasks (a task owns whole rows) and as a second pass
+ * (small M: tasks split the columns). */
+static void test_amx_rows_fn(void **state) {
+    (void)state;
+    if (!ragd_amx_available()) skip();
+    ragd_pool *pool = ragd_pool_create(2);
+    const int shapes[2][3] = {{45, 512, 64}, {300, 64, 96}};
+    for (int s = 0; s < 2; s++) {
+        const int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+        float *A = malloc((size_t)M * K * sizeof(float)),
+              *W = malloc((size_t)N * K * sizeof(float));
+        float *C = malloc((size_t)M * N * sizeof(float)),
+              *C2 = malloc((size_t)M * N * sizeof(float));
+        float *copy = calloc((size_t)M * N, sizeof(float));
+        for (int i = 0; i < M * K; i++) A[i] = (float)((i * 37) % 101) / 101.0f - 0.5f;
+        for (int i = 0; i < N * K; i++) W[i] = (float)((i * 53) % 89) / 89.0f - 0.5f;
+        ragd_amx_weight w;
+        assert_int_equal(ragd_amx_pack(W, N, K, &w), 0);
+        void *scratch = aligned_alloc(64, (ragd_amx_scratch_bytes(M, K) + 63) / 64 * 64);
+        ragd_amx_gemm(pool, M, A, K, &w, C, N, scratch);
+        rows_probe pr = {.C = C2, .copy = copy, .N = N};
+        ragd_amx_gemm_ex(pool, M, A, K, NULL, &w, NULL, false, C2, N, NULL, probe_rows, &pr,
+                         scratch);
+        assert_int_equal(pr.rows, M);
+        assert_int_equal(pr.calls, (M + 31) / 32);
+        assert_true(max_diff(copy, C, (size_t)M * N) == 0);
+        ragd_amx_free(&w);
+        free(scratch), free(A), free(W), free(C), free(C2), free(copy);
+    }
+    ragd_pool_destroy(pool);
+}
+
 /* AMX bf16 GEMM == a double-precision GEMM of the bf16-rounded inputs (ragged M). */
 static void test_amx_gemm(void **state) {
     (void)state;
@@ -308,9 +354,9 @@ static void test_amx_gemm(void **state) {
     for (int i = 0; i < 64 * K; i++) Ab[i] = i < M * K ? ragd_f32_to_bf16(A[i]) : 0x7fc0;
     ragd_amx_gemm(pool, M, A, K, &w, C, N, scratch);
     for (int i = 0; i < M; i++) ragd_bias_gelu(C + (size_t)i * N, bias, (size_t)N);
-    ragd_amx_gemm_ex(pool, M, A, K, NULL, &w, bias, true, C2, N, NULL, scratch);
+    ragd_amx_gemm_ex(pool, M, A, K, NULL, &w, bias, true, C2, N, NULL, NULL, NULL, scratch);
     assert_true(max_diff(C, C2, (size_t)M * N) <= 1e-6);
-    ragd_amx_gemm_ex(pool, M, NULL, 0, Ab, &w, bias, true, NULL, 0, Cb, scratch);
+    ragd_amx_gemm_ex(pool, M, NULL, 0, Ab, &w, bias, true, NULL, 0, Cb, NULL, NULL, scratch);
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < N; j++) {
             uint16_t want = i < M ? ragd_f32_to_bf16(C[(size_t)i * N + j]) : 0;
@@ -332,6 +378,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kernels),
         cmocka_unit_test(test_amx_gemm),
+        cmocka_unit_test(test_amx_rows_fn),
         cmocka_unit_test(test_golden_one_at_a_time),
         cmocka_unit_test(test_golden_packed_batch),
         cmocka_unit_test(test_bf16_mode),

@@ -286,7 +286,11 @@ static void test_beam_exhaustive(void **state) {
 static void test_beam_qwen2_tiny(void **state) {
     (void)state;
     char *dir = tu_shared("models/qwen2-tiny");
-    TU_REQUIRE_SHARED(dir);
+    if (!tu_exists(dir)) {
+        print_message("shared file missing: %s\n", dir);
+        free(dir);
+        skip();
+    }
     ragd_pool *pool = ragd_pool_create(2);
     ragd_backend *be = NULL;
     ragd_err e = {0};

@@ -68,8 +68,12 @@ static double log_softmax_at(const float *x, int n, int id) {
 static void check_model(const char *model, const char *golden) {
     char *dir = tu_shared(model);
     char *gpath = tu_shared(golden);
-    TU_REQUIRE_SHARED(dir);
-    TU_REQUIRE_SHARED(gpath);
+    if (!tu_exists(dir) || !tu_exists(gpath)) {
+        print_message("shared files missing: %s, %s\n", dir, gpath);
+        free(dir);
+        free(gpath);
+        skip();
+    }
     ragd_pool *pool = ragd_pool_create(2);
     ragd_backend *be = NULL;
     ragd_err e = {0};
@@ -201,7 +205,11 @@ static void test_llama_small_golden(void **state) {
 /* Chunked prefill, block-table order and batch composition do not change the logits. */
 static void check_paged(const char *model) {
     char *dir = tu_shared(model);
-    TU_REQUIRE_SHARED(dir);
+    if (!tu_exists(dir)) {
+        print_message("shared file missing: %s\n", dir);
+        free(dir);
+        skip();
+    }
     ragd_pool *pool = ragd_pool_create(2);
     ragd_backend *be = NULL;
     ragd_err e = {0};
@@ -335,7 +343,11 @@ static void check_bf16_path(ragd_backend *be, const int32_t *toks, int n, const 
 static void test_bf16_prefill(void **state) {
     (void)state;
     char *dir = tu_shared("models/qwen2-tiny");
-    TU_REQUIRE_SHARED(dir);
+    if (!tu_exists(dir)) {
+        print_message("shared file missing: %s\n", dir);
+        free(dir);
+        skip();
+    }
     ragd_pool *pool = ragd_pool_create(2);
     ragd_backend *be = NULL;
     ragd_err e = {0};

@@ -103,6 +103,39 @@ static void test_filters_exclude(void **state) {
     }
 }
 
+/* top-p over a large, flat vocabulary (the kept set is thousands of tokens): the chosen
+ * token is kept by transformers' rule, and the cut is tight (a token just past it exists). */
+static void test_top_p_large_vocab(void **state) {
+    (void)state;
+    enum { V = 5000 };
+    ragd_rng r;
+    ragd_rng_seed(&r, 99);
+    float *lg = malloc(sizeof(float) * V);
+    for (int trial = 0; trial < 6; trial++) {
+        rand_logits(&r, lg, V, trial < 3 ? 1.0f : 12.0f);
+        ragd_sampling_params p;
+        ragd_sampling_defaults(&p);
+        p.has_seed = true;
+        p.seed = 5 + (uint64_t)trial;
+        p.top_p = 0.5f + 0.08f * (float)trial;
+        ragd_sampler s;
+        ragd_err e = {0};
+        assert_int_equal(ragd_sampler_init(&s, &p, V, &e), 0);
+        double mx = -1e30, z = 0;
+        for (int i = 0; i < V; i++) mx = lg[i] > mx ? lg[i] : mx;
+        for (int i = 0; i < V; i++) z += exp(lg[i] - mx);
+        for (int d = 0; d < 50; d++) {
+            int t = draw(&s, lg, V);
+            double above = 0;
+            for (int i = 0; i < V; i++)
+                if (lg[i] > lg[t]) above += exp(lg[i] - mx) / z;
+            assert_true(above < p.top_p + 1e-9);
+        }
+        ragd_sampler_free(&s);
+    }
+    free(lg);
+}
+
 /* Chi-square goodness of fit of the empirical frequencies against the filtered softmax. */
 static void chi_square(const float *lg, int V, ragd_sampling_params *p, const double *expect,
                        int draws) {
@@ -263,9 +296,10 @@ static void test_stop_strings(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reproducible), cmocka_unit_test(test_filters_exclude),
-        cmocka_unit_test(test_frequencies),  cmocka_unit_test(test_penalties_and_logprobs),
-        cmocka_unit_test(test_validate),     cmocka_unit_test(test_stop_strings),
+        cmocka_unit_test(test_reproducible),           cmocka_unit_test(test_filters_exclude),
+        cmocka_unit_test(test_top_p_large_vocab),      cmocka_unit_test(test_frequencies),
+        cmocka_unit_test(test_penalties_and_logprobs), cmocka_unit_test(test_validate),
+        cmocka_unit_test(test_stop_strings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -100,6 +100,8 @@ typedef struct amx_ctx {
     const float *bias;
     bool gelu;
     uint16_t *Cb;
+    ragd_amx_rows_fn rows_fn;
+    void *rows_ctx;
 } amx_ctx;
 
 /* A (f32) -> Ab (bf16, round to nearest even), rows >= M zero; 32 rows per task. */
@@ -193,11 +195,19 @@ task_gemm(void *vctx, size_t i, int tid) {
         }
     }
     _tile_release();
+    if (x->rows_fn && x->n_chunks == 1)
+        x->rows_fn(x->rows_ctx, m0, m0 + 32 <= x->M ? 32 : x->M - m0);
+}
+
+static void task_rows(void *vctx, size_t i, int tid) {
+    amx_ctx *x = vctx;
+    const int m0 = (int)i * 32;
+    x->rows_fn(x->rows_ctx, m0, m0 + 32 <= x->M ? 32 : x->M - m0);
 }
 
 void ragd_amx_gemm_ex(ragd_pool *pool, int M, const float *A, int lda, const uint16_t *Ab,
                       const ragd_amx_weight *W, const float *bias, bool gelu, float *C, int ldc,
-                      uint16_t *Cb, void *scratch) {
+                      uint16_t *Cb, ragd_amx_rows_fn rows_fn, void *rows_ctx, void *scratch) {
     if (M <= 0) return;
     amx_ctx x = {.M = M,
                  .Mp = (M + 31) / 32 * 32,
@@ -210,7 +220,9 @@ void ragd_amx_gemm_ex(ragd_pool *pool, int M, const float *A, int lda, const uin
                  .C = C,
                  .bias = bias,
                  .gelu = gelu,
-                 .Cb = Cb};
+                 .Cb = Cb,
+                 .rows_fn = rows_fn,
+                 .rows_ctx = rows_ctx};
     if (Ab) {
         x.Ab = (uint16_t *)Ab;
     } else {
@@ -226,15 +238,16 @@ void ragd_amx_gemm_ex(ragd_pool *pool, int M, const float *A, int lda, const uin
     x.n_chunk = chunk;
     x.n_chunks = (x.N + chunk - 1) / chunk;
     ragd_pool_run(pool, (size_t)mblocks * x.n_chunks, task_gemm, &x);
+    if (rows_fn && x.n_chunks > 1) ragd_pool_run(pool, (size_t)((M + 31) / 32), task_rows, &x);
 }
 
 #else
 
 void ragd_amx_gemm_ex(ragd_pool *pool, int M, const float *A, int lda, const uint16_t *Ab,
                       const ragd_amx_weight *W, const float *bias, bool gelu, float *C, int ldc,
-                      uint16_t *Cb, void *scratch) {
+                      uint16_t *Cb, ragd_amx_rows_fn rows_fn, void *rows_ctx, void *scratch) {
     (void)pool, (void)M, (void)A, (void)lda, (void)Ab, (void)W, (void)bias, (void)gelu;
-    (void)C, (void)ldc, (void)Cb, (void)scratch;
+    (void)C, (void)ldc, (void)Cb, (void)rows_fn, (void)rows_ctx, (void)scratch;
     abort(); /* callers check ragd_amx_available() first */
 }
 
@@ -242,5 +255,5 @@ void ragd_amx_gemm_ex(ragd_pool *pool, int M, const float *A, int lda, const uin
 
 void ragd_amx_gemm(ragd_pool *pool, int M, const float *A, int lda, const ragd_amx_weight *W,
                    float *C, int ldc, void *scratch) {
-    ragd_amx_gemm_ex(pool, M, A, lda, NULL, W, NULL, false, C, ldc, NULL, scratch);
+    ragd_amx_gemm_ex(pool, M, A, lda, NULL, W, NULL, false, C, ldc, NULL, NULL, NULL, scratch);
 }

@@ -50,6 +50,8 @@ typedef struct cpu_impl {
     bool bf16_prefill;
     int bf16_min_tokens;
     int amx;
+    float *panel; /* per thread: 4 widened weight rows */
+    int max_cols;
 } cpu_impl;
 
 static int lin_from(cpu_lin *l, const ragd_tensor *t, const ragd_tensor *bias, ragd_err *err) {
@@ -75,36 +77,45 @@ static float *vec_from(const ragd_tensor *t) {
 /* ---------------------------------------------------------------------------------------- */
 /* matrix products over the pool                                                            */
 
+#define MM_MAX 3
+
+/* One pool run covering up to MM_MAX linears that share the input X. */
 typedef struct mm_ctx {
     const float *X;
     const uint16_t *Xb;
     int amx;
     size_t ldx, ldxb;
-    int T;
-    const cpu_lin *L;
-    float *Y;
-    size_t ldy;
-    int accumulate;
-    int row_chunk, tok_tile, n_row_chunks;
+    int T, n_lin;
+    const cpu_lin *L[MM_MAX];
+    float *Y[MM_MAX];
+    size_t ldy[MM_MAX];
+    int row_chunk[MM_MAX], n_row_chunks[MM_MAX];
+    size_t first_task[MM_MAX + 1];
+    int accumulate, tok_tile;
+    struct cpu_impl *m;
 } mm_ctx;
 
 static void mm_task(void *vctx, size_t i, int tid) {
-    (void)tid;
     mm_ctx *c = vctx;
-    int rc = (int)(i % (size_t)c->n_row_chunks), tc = (int)(i / (size_t)c->n_row_chunks);
-    int r0 = rc * c->row_chunk, r1 = r0 + c->row_chunk;
-    if (r1 > c->L->rows) r1 = c->L->rows;
+    int w = 0;
+    while (i >= c->first_task[w + 1]) w++;
+    i -= c->first_task[w];
+    const cpu_lin *L = c->L[w];
+    int rc = (int)(i % (size_t)c->n_row_chunks[w]), tc = (int)(i / (size_t)c->n_row_chunks[w]);
+    int r0 = rc * c->row_chunk[w], r1 = r0 + c->row_chunk[w];
+    if (r1 > L->rows) r1 = L->rows;
     int t0 = tc * c->tok_tile, t1 = t0 + c->tok_tile;
     if (t1 > c->T) t1 = c->T;
     if (c->amx)
-        ragd_k_amx_matmul(c->Xb, t0, t1, c->T, c->L->cols, c->L->w, r0, r1, c->L->bias, c->Y,
-                          c->ldy, c->accumulate);
+        ragd_k_amx_matmul(c->Xb, t0, t1, c->T, L->cols, L->w, r0, r1, L->bias, c->Y[w], c->ldy[w],
+                          c->accumulate);
     else if (c->Xb)
-        ragd_k_matmul_rows_bf16(c->Xb, c->ldxb, t0, t1, c->L->w, c->L->cols, r0, r1, c->L->bias,
-                                c->Y, c->ldy, c->accumulate);
+        ragd_k_matmul_rows_bf16(c->Xb, c->ldxb, t0, t1, L->w, L->cols, r0, r1, L->bias, c->Y[w],
+                                c->ldy[w], c->accumulate);
     else
-        ragd_k_matmul_rows(c->X, c->ldx, t0, t1, c->L->w, c->L->dt, c->L->cols, r0, r1, c->L->bias,
-                           c->Y, c->ldy, c->accumulate);
+        ragd_k_matmul_rows(c->X, c->ldx, t0, t1, L->w, L->dt, L->cols, r0, r1, L->bias, c->Y[w],
+                           c->ldy[w], c->accumulate,
+                           c->m->panel + (size_t)tid * 4 * (size_t)c->m->max_cols);
 }
 
 typedef struct cvt_ctx {
@@ -128,63 +139,75 @@ static void cvt_task(void *vctx, size_t i, int tid) {
     ragd_k_to_bf16(c->Xb + i * c->ldxb, c->X + i * c->ldx, c->K, (int)c->ldxb);
 }
 
-/* Y[T][rows] (+)= X[T][cols] W^T + bias */
-static int matmul(cpu_impl *m, const float *X, size_t ldx, int T, const cpu_lin *L, float *Y,
-                  size_t ldy, int accumulate, ragd_err *err) {
-    mm_ctx c = {.X = X, .ldx = ldx, .T = T, .L = L, .Y = Y, .ldy = ldy, .accumulate = accumulate};
-    int nt = m->n_threads;
-    if (m->bf16_prefill && m->amx && L->dt == RAGD_DT_BF16 && T >= m->bf16_min_tokens &&
-        L->cols % 32 == 0 && L->rows % 16 == 0) {
+static int ensure_xb(cpu_impl *m, size_t need, ragd_err *err) {
+    if (need <= m->xb_cap) return RAGD_OK;
+    uint16_t *nb = realloc(m->xb, need * 2);
+    if (!nb) return ragd_err_set(err, RAGD_ENOMEM, "out of memory");
+    m->xb = nb;
+    m->xb_cap = need;
+    return RAGD_OK;
+}
+
+/* Y_i[T][rows_i] (+)= X[T][cols] W_i^T + bias_i for n linears sharing X, in one pool run. */
+static int matmul_n(cpu_impl *m, const float *X, size_t ldx, int T, int n, const cpu_lin **Ls,
+                    float **Ys, const size_t *ldys, int accumulate, ragd_err *err) {
+    mm_ctx c = {.X = X, .ldx = ldx, .T = T, .n_lin = n, .accumulate = accumulate, .m = m};
+    const int nt = m->n_threads, K = Ls[0]->cols;
+    bool all_bf16 = true, amx_shapes = K % 32 == 0;
+    for (int i = 0; i < n; i++) {
+        c.L[i] = Ls[i], c.Y[i] = Ys[i], c.ldy[i] = ldys[i];
+        all_bf16 = all_bf16 && Ls[i]->dt == RAGD_DT_BF16;
+        amx_shapes = amx_shapes && Ls[i]->rows % 16 == 0;
+    }
+    bool fast = m->bf16_prefill && all_bf16 && T >= m->bf16_min_tokens;
+    int rc, rows_align, tasks_per_thread;
+    if (fast && m->amx && amx_shapes) {
         size_t n_tb = ((size_t)T + 15) / 16;
-        size_t need = n_tb * 16 * (size_t)L->cols;
-        if (need > m->xb_cap) {
-            uint16_t *nb = realloc(m->xb, need * 2);
-            if (!nb) return ragd_err_set(err, RAGD_ENOMEM, "out of memory");
-            m->xb = nb;
-            m->xb_cap = need;
-        }
-        cvt_ctx cc = {X, ldx, m->xb, 0, L->cols, T};
+        if ((rc = ensure_xb(m, n_tb * 16 * (size_t)K, err))) return rc;
+        cvt_ctx cc = {X, ldx, m->xb, 0, K, T};
         ragd_pool_run(m->pool, n_tb, amx_pack_task, &cc);
         c.Xb = m->xb;
         c.amx = 1;
         c.tok_tile = T <= 128 ? (T + 31) / 32 * 32 : 128;
-        int n_tok_tiles = (T + c.tok_tile - 1) / c.tok_tile;
-        int want = nt * 4 / n_tok_tiles;
-        if (want < nt) want = nt;
-        int chunk = (L->rows + want - 1) / want;
-        chunk = (chunk + 31) / 32 * 32;
-        c.row_chunk = chunk;
-        c.n_row_chunks = (L->rows + chunk - 1) / chunk;
-        ragd_pool_run(m->pool, (size_t)c.n_row_chunks * (size_t)n_tok_tiles, mm_task, &c);
-        return RAGD_OK;
-    }
-    if (m->bf16_prefill && L->dt == RAGD_DT_BF16 && T >= m->bf16_min_tokens) {
-        size_t ldxb = ((size_t)L->cols + 31) / 32 * 32;
-        size_t need = ldxb * (size_t)T;
-        if (need > m->xb_cap) {
-            uint16_t *nb = realloc(m->xb, need * 2);
-            if (!nb) return ragd_err_set(err, RAGD_ENOMEM, "out of memory");
-            m->xb = nb;
-            m->xb_cap = need;
+        rows_align = 32;
+        tasks_per_thread = 4;
+    } else {
+        if (fast) {
+            size_t ldxb = ((size_t)K + 31) / 32 * 32;
+            if ((rc = ensure_xb(m, ldxb * (size_t)T, err))) return rc;
+            cvt_ctx cc = {X, ldx, m->xb, ldxb, K, T};
+            ragd_pool_run(m->pool, (size_t)T, cvt_task, &cc);
+            c.Xb = m->xb;
+            c.ldxb = ldxb;
         }
-        cvt_ctx cc = {X, ldx, m->xb, ldxb, L->cols, T};
-        ragd_pool_run(m->pool, (size_t)T, cvt_task, &cc);
-        c.Xb = m->xb;
-        c.ldxb = ldxb;
+        c.tok_tile = T <= 64 ? T : 64;
+        rows_align = T > 1 ? 32 : 8;
+        tasks_per_thread = 8;
     }
-    c.tok_tile = T <= 64 ? T : 64;
     int n_tok_tiles = (T + c.tok_tile - 1) / c.tok_tile;
-    /* enough row chunks for load balance; multiples of 8 rows */
-    int want = nt * 8 / n_tok_tiles;
+    long total_rows = 0;
+    for (int i = 0; i < n; i++) total_rows += Ls[i]->rows;
+    /* enough row chunks over all linears for load balance */
+    long want = (long)nt * tasks_per_thread / n_tok_tiles;
     if (want < nt) want = nt;
-    int chunk = (L->rows + want - 1) / want;
-    chunk = (chunk + 7) / 8 * 8;
-    if (chunk < 8) chunk = 8;
-    if (T > 1 && chunk < 32) chunk = 32;
-    c.row_chunk = chunk;
-    c.n_row_chunks = (L->rows + chunk - 1) / chunk;
-    ragd_pool_run(m->pool, (size_t)c.n_row_chunks * (size_t)n_tok_tiles, mm_task, &c);
+    long chunk = (total_rows + want - 1) / want;
+    chunk = (chunk + rows_align - 1) / rows_align * rows_align;
+    size_t task = 0;
+    for (int i = 0; i < n; i++) {
+        c.row_chunk[i] = (int)chunk;
+        c.n_row_chunks[i] = (int)((Ls[i]->rows + chunk - 1) / chunk);
+        c.first_task[i] = task;
+        task += (size_t)c.n_row_chunks[i] * (size_t)n_tok_tiles;
+    }
+    c.first_task[n] = task;
+    ragd_pool_run(m->pool, task, mm_task, &c);
     return RAGD_OK;
+}
+
+/* Y[T][rows] (+)= X[T][cols] W^T + bias */
+static int matmul(cpu_impl *m, const float *X, size_t ldx, int T, const cpu_lin *L, float *Y,
+                  size_t ldy, int accumulate, ragd_err *err) {
+    return matmul_n(m, X, ldx, T, 1, &L, &Y, &ldy, accumulate, err);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -232,9 +255,9 @@ static int ensure_scratch(cpu_impl *m, const ragd_llm_config *cfg, size_t n_tok,
     return RAGD_OK;
 }
 
-static inline float *kv_k(cpu_impl *m, int layer, int block, int slot, int kvd) {
-    return m->kv + (size_t)block * m->block_floats + (size_t)layer * m->layer_floats +
-           (size_t)slot * kvd;
+/* Layer `layer` of block `block`: K^T [kv_dim][block_size] then V [block_size][kv_dim]. */
+static inline float *kv_base(cpu_impl *m, int layer, int block) {
+    return m->kv + (size_t)block * m->block_floats + (size_t)layer * m->layer_floats;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -247,24 +270,28 @@ typedef struct attn_ctx {
     int layer;
 } attn_ctx;
 
+/* One (token, kv head) pair: the rep query heads of the group attend to positions 0..pos.
+ * Scores of 16 keys at a time from the transposed K (sequential over head_dim per key), so
+ * every score - and so every output - is computed the same way whatever the chunking. */
 static void attn_task(void *vctx, size_t i, int tid) {
     attn_ctx *c = vctx;
     cpu_impl *m = c->m;
     const ragd_llm_config *cfg = c->cfg;
-    int nkv = cfg->n_kv_heads, hd = cfg->head_dim, rep = cfg->n_heads / nkv;
-    int kvd = nkv * hd, qd = cfg->n_heads * hd;
+    const int nkv = cfg->n_kv_heads, hd = cfg->head_dim, rep = cfg->n_heads / nkv;
+    const int kvd = nkv * hd, qd = cfg->n_heads * hd, bs = m->block_size;
     int t = (int)(i / (size_t)nkv), g = (int)(i % (size_t)nkv);
     const ragd_batch_seq *s = &c->b->seqs[m->tok_seq[t]];
     int pos = m->tok_pos[t], n = pos + 1;
     float *sc = m->attn_scratch + (size_t)tid * m->attn_cap; /* rep x n scores */
     const float scale = 1.0f / sqrtf((float)hd);
     const float *q = m->q + (size_t)t * qd + (size_t)g * rep * hd;
-    size_t bs = (size_t)m->block_size;
-    for (int j = 0; j < n; j++) {
-        const float *kp =
-            kv_k(m, c->layer, s->block_table[(size_t)j / bs], (int)((size_t)j % bs), kvd) + g * hd;
+    int n_kb = (n + bs - 1) / bs;
+    for (int kb = 0; kb < n_kb; kb++) {
+        const float *kt = kv_base(m, c->layer, s->block_table[kb]) + (size_t)g * hd * bs;
+        int in_block = n - kb * bs < bs ? n - kb * bs : bs;
         for (int r = 0; r < rep; r++)
-            sc[(size_t)r * n + j] = ragd_k_dot(q + r * hd, kp, hd) * scale;
+            ragd_k_scores(sc + (size_t)r * n + (size_t)kb * bs, q + r * hd, kt, hd, bs, in_block,
+                          scale);
     }
     float *out = m->att + (size_t)t * qd + (size_t)g * rep * hd;
     for (int r = 0; r < rep; r++) {
@@ -277,9 +304,8 @@ static void attn_task(void *vctx, size_t i, int tid) {
         memset(out + r * hd, 0, (size_t)hd * 4);
     }
     for (int j = 0; j < n; j++) {
-        const float *vp =
-            kv_k(m, c->layer, s->block_table[(size_t)j / bs], (int)((size_t)j % bs), kvd) +
-            bs * kvd + g * hd;
+        const float *vp = kv_base(m, c->layer, s->block_table[j / bs]) + (size_t)kvd * bs +
+                          (size_t)(j % bs) * kvd + (size_t)g * hd;
         for (int r = 0; r < rep; r++) ragd_k_axpy(out + r * hd, sc[(size_t)r * n + j], vp, hd);
     }
 }
@@ -391,27 +417,29 @@ static int cpu_forward(ragd_backend *be, const ragd_batch *b, float *logits, rag
     for (int l = 0; l < cfg->n_layers; l++) {
         cpu_layer *L = &m->layers[l];
         run_rows(m, cfg, 0, L->attn_norm, N);
-        if ((rc = matmul(m, m->h, H, T, &L->q, m->q, QD, 0, err)) ||
-            (rc = matmul(m, m->h, H, T, &L->k, m->k, KD, 0, err)) ||
-            (rc = matmul(m, m->h, H, T, &L->v, m->v, KD, 0, err)))
-            return rc;
+        const cpu_lin *qkv[3] = {&L->q, &L->k, &L->v};
+        float *qkv_out[3] = {m->q, m->k, m->v};
+        const size_t qkv_ld[3] = {QD, KD, KD};
+        if ((rc = matmul_n(m, m->h, H, T, 3, qkv, qkv_out, qkv_ld, 0, err))) return rc;
         run_rows(m, cfg, 1, NULL, N);
         /* write K/V of the new tokens into their cache slots */
         for (size_t i = 0; i < N; i++) {
             const ragd_batch_seq *q = &b->seqs[m->tok_seq[i]];
             int pos = m->tok_pos[i];
-            float *kd =
-                kv_k(m, l, q->block_table[pos / m->block_size], pos % m->block_size, (int)KD);
-            memcpy(kd, m->k + i * KD, KD * 4);
-            memcpy(kd + (size_t)m->block_size * KD, m->v + i * KD, KD * 4);
+            int bsz = m->block_size, slot = pos % bsz;
+            float *base = kv_base(m, l, q->block_table[pos / bsz]);
+            const float *kr = m->k + i * KD;
+            for (size_t d = 0; d < KD; d++) base[d * (size_t)bsz + (size_t)slot] = kr[d];
+            memcpy(base + KD * (size_t)bsz + (size_t)slot * KD, m->v + i * KD, KD * 4);
         }
         attn_ctx ac = {m, cfg, b, l};
         ragd_pool_run(m->pool, N * (size_t)nkv, attn_task, &ac);
         if ((rc = matmul(m, m->att, QD, T, &L->o, m->x, H, 1, err))) return rc;
         run_rows(m, cfg, 0, L->mlp_norm, N);
-        if ((rc = matmul(m, m->h, H, T, &L->gate, m->g, F, 0, err)) ||
-            (rc = matmul(m, m->h, H, T, &L->up, m->u, F, 0, err)))
-            return rc;
+        const cpu_lin *gu[2] = {&L->gate, &L->up};
+        float *gu_out[2] = {m->g, m->u};
+        const size_t gu_ld[2] = {F, F};
+        if ((rc = matmul_n(m, m->h, H, T, 2, gu, gu_out, gu_ld, 0, err))) return rc;
         run_rows(m, cfg, 2, NULL, N);
         if ((rc = matmul(m, m->g, F, T, &L->down, m->x, H, 1, err))) return rc;
     }
@@ -497,7 +525,7 @@ static void cpu_destroy(ragd_backend *be) {
         free(m->kv);
         free(m->x), free(m->h), free(m->q), free(m->k), free(m->v), free(m->att), free(m->g),
             free(m->u);
-        free(m->xb), free(m->attn_scratch), free(m->tok_seq), free(m->tok_pos);
+        free(m->xb), free(m->attn_scratch), free(m->panel), free(m->tok_seq), free(m->tok_pos);
         ragd_llm_weights_free(&m->w);
         ragd_st_close(m->st);
         free(m);
@@ -563,6 +591,13 @@ int ragd_cpu_backend_create(const char *model_dir, ragd_pool *pool, ragd_backend
             (rc = lin_from(&L->up, W->up, NULL, err)) ||
             (rc = lin_from(&L->down, W->down, NULL, err)))
             goto fail;
+    }
+    m->max_cols = cfg->hidden > cfg->ffn ? cfg->hidden : cfg->ffn;
+    if (cfg->n_heads * cfg->head_dim > m->max_cols) m->max_cols = cfg->n_heads * cfg->head_dim;
+    m->panel = malloc(sizeof(float) * 4 * (size_t)m->max_cols * (size_t)m->n_threads);
+    if (!m->panel) {
+        rc = ragd_err_set(err, RAGD_ENOMEM, "out of memory");
+        goto fail;
     }
     lin_from(&m->embed, m->w.embed, NULL, err);
     lin_from(&m->lm_head, m->w.lm_head, NULL, err);

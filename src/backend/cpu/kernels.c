@@ -58,38 +58,43 @@ FORCE_INLINE __m512 ldw_mask(const void *w, ragd_dtype dt, size_t off, __mmask16
 FORCE_INLINE void kern(int nr, int nt, const float *X, size_t ldx, const void *W, ragd_dtype dt,
                        size_t ldw_, int K, const float *bias, float *Y, size_t ldy,
                        int accumulate) {
-    __m512 acc[8][4];
-    for (int i = 0; i < nr; i++)
-        for (int j = 0; j < nt; j++) acc[i][j] = _mm512_setzero_ps();
+    __m512 acc[8][6];
+    _Pragma("GCC unroll 8") for (int i = 0; i < nr; i++)
+        _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) acc[i][j] = _mm512_setzero_ps();
     int k = 0;
     for (; k + 16 <= K; k += 16) {
-        __m512 x[4];
-        for (int j = 0; j < nt; j++) x[j] = _mm512_loadu_ps(X + (size_t)j * ldx + k);
-        for (int i = 0; i < nr; i++) {
+        __m512 x[6];
+        _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) x[j] =
+            _mm512_loadu_ps(X + (size_t)j * ldx + k);
+        _Pragma("GCC unroll 8") for (int i = 0; i < nr; i++) {
             __m512 w = ldw(W, dt, (size_t)i * ldw_ + (size_t)k);
-            for (int j = 0; j < nt; j++) acc[i][j] = _mm512_fmadd_ps(w, x[j], acc[i][j]);
+            _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) acc[i][j] =
+                _mm512_fmadd_ps(w, x[j], acc[i][j]);
         }
     }
     if (k < K) {
         __mmask16 m = (__mmask16)((1u << (K - k)) - 1u);
-        __m512 x[4];
-        for (int j = 0; j < nt; j++) x[j] = _mm512_maskz_loadu_ps(m, X + (size_t)j * ldx + k);
-        for (int i = 0; i < nr; i++) {
+        __m512 x[6];
+        _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) x[j] =
+            _mm512_maskz_loadu_ps(m, X + (size_t)j * ldx + k);
+        _Pragma("GCC unroll 8") for (int i = 0; i < nr; i++) {
             __m512 w = ldw_mask(W, dt, (size_t)i * ldw_ + (size_t)k, m);
-            for (int j = 0; j < nt; j++) acc[i][j] = _mm512_fmadd_ps(w, x[j], acc[i][j]);
+            _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) acc[i][j] =
+                _mm512_fmadd_ps(w, x[j], acc[i][j]);
         }
     }
-    for (int i = 0; i < nr; i++)
-        for (int j = 0; j < nt; j++) {
-            float s = _mm512_reduce_add_ps(acc[i][j]);
-            if (bias) s += bias[i];
-            float *y = Y + (size_t)j * ldy + i;
-            *y = accumulate ? *y + s : s;
-        }
+    _Pragma("GCC unroll 8") for (int i = 0; i < nr; i++)
+        _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) {
+        float s = _mm512_reduce_add_ps(acc[i][j]);
+        if (bias) s += bias[i];
+        float *y = Y + (size_t)j * ldy + i;
+        *y = accumulate ? *y + s : s;
+    }
 }
 
 FORCE_INLINE void rows_dt(ragd_dtype dt, const float *X, size_t ldx, int t0, int t1, const void *W,
-                          int K, int r0, int r1, const float *bias, float *Y, size_t ldy, int acc) {
+                          int K, int r0, int r1, const float *bias, float *Y, size_t ldy, int acc,
+                          float *scratch) {
     size_t es = dt == RAGD_DT_F32 ? 4 : 2;
     const char *Wb = W;
     if (t1 - t0 == 1) {
@@ -109,7 +114,31 @@ FORCE_INLINE void rows_dt(ragd_dtype dt, const float *X, size_t ldx, int t0, int
         const void *wr = Wb + (size_t)r * K * es;
         const float *br = bias ? bias + r : NULL;
         int t = t0;
-        if (nr == 4) {
+        if (nr == 4 && scratch && t1 - t0 >= 6) {
+            /* widen the 4-row panel once, then 4 rows x 6 tokens per pass: the same
+             * per-element arithmetic as the other paths (exact widening, same k order) */
+            if (dt == RAGD_DT_F32) {
+                memcpy(scratch, wr, (size_t)4 * K * 4);
+            } else {
+                for (int i = 0; i < 4; i++) {
+                    int k = 0;
+                    const size_t ro = (size_t)i * K;
+                    for (; k + 16 <= K; k += 16)
+                        _mm512_storeu_ps(scratch + ro + k, ldw(wr, dt, ro + (size_t)k));
+                    if (k < K) {
+                        __mmask16 m = (__mmask16)((1u << (K - k)) - 1u);
+                        _mm512_mask_storeu_ps(scratch + ro + k, m,
+                                              ldw_mask(wr, dt, ro + (size_t)k, m));
+                    }
+                }
+            }
+            for (; t + 6 <= t1; t += 6)
+                kern(4, 6, X + (size_t)t * ldx, ldx, scratch, RAGD_DT_F32, (size_t)K, K, br,
+                     Y + (size_t)t * ldy + r, ldy, acc);
+            for (; t < t1; t++)
+                kern(4, 1, X + (size_t)t * ldx, ldx, scratch, RAGD_DT_F32, (size_t)K, K, br,
+                     Y + (size_t)t * ldy + r, ldy, acc);
+        } else if (nr == 4) {
             for (; t + 4 <= t1; t += 4)
                 kern(4, 4, X + (size_t)t * ldx, ldx, wr, dt, (size_t)K, K, br,
                      Y + (size_t)t * ldy + r, ldy, acc);
@@ -127,16 +156,16 @@ FORCE_INLINE void rows_dt(ragd_dtype dt, const float *X, size_t ldx, int t0, int
 
 void ragd_k_matmul_rows(const float *X, size_t ldx, int t0, int t1, const void *W, ragd_dtype dt,
                         int K, int r0, int r1, const float *bias, float *Y, size_t ldy,
-                        int accumulate) {
+                        int accumulate, float *scratch) {
     switch (dt) {
         case RAGD_DT_BF16:
-            rows_dt(RAGD_DT_BF16, X, ldx, t0, t1, W, K, r0, r1, bias, Y, ldy, accumulate);
+            rows_dt(RAGD_DT_BF16, X, ldx, t0, t1, W, K, r0, r1, bias, Y, ldy, accumulate, scratch);
             break;
         case RAGD_DT_F16:
-            rows_dt(RAGD_DT_F16, X, ldx, t0, t1, W, K, r0, r1, bias, Y, ldy, accumulate);
+            rows_dt(RAGD_DT_F16, X, ldx, t0, t1, W, K, r0, r1, bias, Y, ldy, accumulate, scratch);
             break;
         default:
-            rows_dt(RAGD_DT_F32, X, ldx, t0, t1, W, K, r0, r1, bias, Y, ldy, accumulate);
+            rows_dt(RAGD_DT_F32, X, ldx, t0, t1, W, K, r0, r1, bias, Y, ldy, accumulate, scratch);
             break;
     }
 }
@@ -152,6 +181,28 @@ float ragd_k_dot(const float *a, const float *b, int n) {
             _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + k), _mm512_maskz_loadu_ps(m, b + k), acc);
     }
     return _mm512_reduce_add_ps(acc);
+}
+
+void ragd_k_scores(float *s, const float *q, const float *kt, int d, int ld, int n, float scale) {
+    int j = 0;
+    for (; j + 32 <= n; j += 32) {
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+        for (int k = 0; k < d; k++) {
+            __m512 qk = _mm512_set1_ps(q[k]);
+            a0 = _mm512_fmadd_ps(qk, _mm512_loadu_ps(kt + (size_t)k * ld + j), a0);
+            a1 = _mm512_fmadd_ps(qk, _mm512_loadu_ps(kt + (size_t)k * ld + j + 16), a1);
+        }
+        _mm512_storeu_ps(s + j, _mm512_mul_ps(a0, _mm512_set1_ps(scale)));
+        _mm512_storeu_ps(s + j + 16, _mm512_mul_ps(a1, _mm512_set1_ps(scale)));
+    }
+    for (; j < n; j += 16) {
+        __mmask16 m = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1u);
+        __m512 a0 = _mm512_setzero_ps();
+        for (int k = 0; k < d; k++)
+            a0 = _mm512_fmadd_ps(_mm512_set1_ps(q[k]),
+                                 _mm512_maskz_loadu_ps(m, kt + (size_t)k * ld + j), a0);
+        _mm512_mask_storeu_ps(s + j, m, _mm512_mul_ps(a0, _mm512_set1_ps(scale)));
+    }
 }
 
 void ragd_k_axpy(float *y, float a, const float *x, int n) {
@@ -197,7 +248,8 @@ void ragd_k_swiglu(float *out, const float *g, const float *u, int n) {
 
 void ragd_k_matmul_rows(const float *X, size_t ldx, int t0, int t1, const void *W, ragd_dtype dt,
                         int K, int r0, int r1, const float *bias, float *Y, size_t ldy,
-                        int accumulate) {
+                        int accumulate, float *scratch) {
+    (void)scratch;
     for (int t = t0; t < t1; t++)
         for (int r = r0; r < r1; r++) {
             float s = 0;
@@ -222,6 +274,14 @@ float ragd_k_dot(const float *a, const float *b, int n) {
 
 void ragd_k_axpy(float *y, float a, const float *x, int n) {
     for (int k = 0; k < n; k++) y[k] += a * x[k];
+}
+
+void ragd_k_scores(float *s, const float *q, const float *kt, int d, int ld, int n, float scale) {
+    for (int j = 0; j < n; j++) {
+        float a = 0;
+        for (int k = 0; k < d; k++) a += q[k] * kt[(size_t)k * ld + j];
+        s[j] = a * scale;
+    }
 }
 
 float ragd_k_exp_sub_sum(float *x, int n, float max) {
@@ -249,35 +309,37 @@ FORCE_INLINE void kern_bf16(int nr, int nt, const uint16_t *X, size_t ldx, const
                             size_t ldw_, int K, const float *bias, float *Y, size_t ldy,
                             int accumulate) {
     __m512 acc[4][4];
-    for (int i = 0; i < nr; i++)
-        for (int j = 0; j < nt; j++) acc[i][j] = _mm512_setzero_ps();
+    _Pragma("GCC unroll 8") for (int i = 0; i < nr; i++)
+        _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) acc[i][j] = _mm512_setzero_ps();
     int k = 0;
     for (; k + 32 <= K; k += 32) {
         __m512i x[4];
-        for (int j = 0; j < nt; j++) x[j] = _mm512_loadu_si512(X + (size_t)j * ldx + k);
-        for (int i = 0; i < nr; i++) {
+        _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) x[j] =
+            _mm512_loadu_si512(X + (size_t)j * ldx + k);
+        _Pragma("GCC unroll 8") for (int i = 0; i < nr; i++) {
             __m512i w = _mm512_loadu_si512(W + (size_t)i * ldw_ + k);
-            for (int j = 0; j < nt; j++)
-                acc[i][j] = _mm512_dpbf16_ps(acc[i][j], (__m512bh)x[j], (__m512bh)w);
+            _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) acc[i][j] =
+                _mm512_dpbf16_ps(acc[i][j], (__m512bh)x[j], (__m512bh)w);
         }
     }
     if (k < K) {
         __mmask32 m = (__mmask32)((1ull << (K - k)) - 1ull);
         __m512i x[4];
-        for (int j = 0; j < nt; j++) x[j] = _mm512_loadu_si512(X + (size_t)j * ldx + k);
-        for (int i = 0; i < nr; i++) {
+        _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) x[j] =
+            _mm512_loadu_si512(X + (size_t)j * ldx + k);
+        _Pragma("GCC unroll 8") for (int i = 0; i < nr; i++) {
             __m512i w = _mm512_maskz_loadu_epi16(m, W + (size_t)i * ldw_ + k);
-            for (int j = 0; j < nt; j++)
-                acc[i][j] = _mm512_dpbf16_ps(acc[i][j], (__m512bh)x[j], (__m512bh)w);
+            _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) acc[i][j] =
+                _mm512_dpbf16_ps(acc[i][j], (__m512bh)x[j], (__m512bh)w);
         }
     }
-    for (int i = 0; i < nr; i++)
-        for (int j = 0; j < nt; j++) {
-            float s = _mm512_reduce_add_ps(acc[i][j]);
-            if (bias) s += bias[i];
-            float *y = Y + (size_t)j * ldy + i;
-            *y = accumulate ? *y + s : s;
-        }
+    _Pragma("GCC unroll 8") for (int i = 0; i < nr; i++)
+        _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) {
+        float s = _mm512_reduce_add_ps(acc[i][j]);
+        if (bias) s += bias[i];
+        float *y = Y + (size_t)j * ldy + i;
+        *y = accumulate ? *y + s : s;
+    }
 }
 
 void ragd_k_matmul_rows_bf16(const uint16_t *Xb, size_t ldxb, int t0, int t1, const uint16_t *W,

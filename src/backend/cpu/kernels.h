@@ -19,10 +19,11 @@
 #include "model/dtype.h"
 
 /* Y[t][r] (+)= dot(X[t][0..K), W[r][0..K)) + bias[r] for t in [t0,t1), r in [r0,r1).
- * W is row-major [rows][K] of dtype dt (F32/F16/BF16). accumulate: add to Y. */
+ * W is row-major [rows][K] of dtype dt (F32/F16/BF16). accumulate: add to Y.
+ * scratch: 4*K floats of the calling thread (panel widening for many tokens) or NULL. */
 void ragd_k_matmul_rows(const float *X, size_t ldx, int t0, int t1, const void *W, ragd_dtype dt,
                         int K, int r0, int r1, const float *bias, float *Y, size_t ldy,
-                        int accumulate);
+                        int accumulate, float *scratch);
 
 /* The same with bf16 activations Xb ([T][ldxb] bf16, zero padded to a multiple of 32 columns)
  * and bf16 weights, using vdpbf16ps (f32 accumulation). Not exact: activations are rounded. */
@@ -55,6 +56,9 @@ void ragd_k_swiglu(float *out, const float *g, const float *u, int n);
 float ragd_k_exp_sub_sum(float *x, int n, float max);
 /* dot product with 16-lane accumulation (same order as the matmul kernels). */
 float ragd_k_dot(const float *a, const float *b, int n);
+/* s[j] = scale * dot(q, K[:, j]) for j < n, with K^T stored [d][ld] (keys contiguous):
+ * 16 keys at a time, each accumulated sequentially over d. */
+void ragd_k_scores(float *s, const float *q, const float *kt, int d, int ld, int n, float scale);
 /* y += a * x */
 void ragd_k_axpy(float *y, float a, const float *x, int n);
 

@@ -1,0 +1,1029 @@
+/* cuda_model.cu - the CUDA device layer: weight upload, memory plan, the forward step (cuBLASLt /
+ * skinny-GEMM kernels, fused elementwise kernels, paged attention), on-GPU sampling and CUDA
+ * graphs for decode steps. C interface in cuda_impl.h; kernels in cuda_kernels.cuh.
+ */
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backend/cuda/cuda_impl.h"
+#include "backend/cuda/cuda_kernels.cuh"
+#include "model/dtype.h"
+#include "util/err.h"
+
+/* ------------------------------------------------------------------------------------------ */
+static void msgf(char *msg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void msgf(char *msg, const char *fmt, ...) {
+    if (!msg) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, RC_MSG, fmt, ap);
+    va_end(ap);
+}
+
+#define CK(call)                                                                                   \
+    do {                                                                                           \
+        cudaError_t e_ = (call);                                                                   \
+        if (e_ != cudaSuccess) {                                                                   \
+            msgf(msg, "CUDA error %s (%s) at %s:%d: %s", cudaGetErrorName(e_),                     \
+                 cudaGetErrorString(e_), __FILE__, __LINE__, #call);                               \
+            return RAGD_EDEVICE;                                                                   \
+        }                                                                                          \
+    } while (0)
+#define CKL(call)                                                                                  \
+    do {                                                                                           \
+        cublasStatus_t s_ = (call);                                                                \
+        if (s_ != CUBLAS_STATUS_SUCCESS) {                                                         \
+            msgf(msg, "cuBLASLt error %d at %s:%d: %s", (int)s_, __FILE__, __LINE__, #call);       \
+            return RAGD_EDEVICE;                                                                   \
+        }                                                                                          \
+    } while (0)
+/* After a kernel launch. */
+#define CKK() CK(cudaGetLastError())
+#define TRY(x)                                                                                     \
+    do {                                                                                           \
+        int rc_ = (x);                                                                             \
+        if (rc_ != RAGD_OK) return rc_;                                                            \
+    } while (0)
+
+/* ------------------------------------------------------------------------------------------ */
+struct rc_layer {
+    bf16 *wqkv, *wo, *wgu, *wd;
+    float *bqkv, *ln1, *ln2;
+};
+
+struct gemm_plan {
+    int M, N, K, f32;
+    cublasLtMatmulDesc_t desc;
+    cublasLtMatrixLayout_t a, b, c;
+    cublasLtMatmulAlgo_t algo;
+};
+
+#define N_GRAPH_BUCKETS 10
+static const int k_buckets[N_GRAPH_BUCKETS] = {1, 2, 4, 8, 16, 32, 64, 128, 192, 256};
+#define SPLIT_MAX_T     256 /* split the key range only for steps of at most this many tokens */
+#define SPLIT_MIN_KEYS  128 /* keys per partition, at least */
+#define LOGIT_CHUNK_MIN 64
+
+struct rc_model {
+    ragd_llm_config cfg;
+    int dev;
+    cudaStream_t st;
+    cublasLtHandle_t lt;
+    void *ws;
+    size_t ws_size;
+    rc_layer *L;
+    bf16 *embed, *lm_head;
+    float *fnorm;
+    float2 *rope;
+    int H, nh, nkv, hd, ffn, V, qkvw, G, qt;
+    /* scratch */
+    int Tmax, Smax, LCH;
+    float *h;
+    bf16 *xn, *qkv, *q, *att, *delta, *gu, *act, *xo;
+    float *logits, *po, *pml;
+    int part_tmax;
+    /* step metadata: one pinned host image, one device copy */
+    int *meta_h, *meta_d;
+    size_t o_tok, o_pos, o_slot, o_tile, o_rows, o_split, o_bt, meta_n, bt_cap;
+    /* sampling */
+    rc_sp *sp_h, *sp_d;
+    int *hist_h, *hist_d;
+    size_t hist_cap;
+    ragd_sample_out *so_h, *so_d;
+    uint64_t rng;
+    /* KV cache */
+    int bs, nb;
+    bf16 *kv;
+    size_t kv_layer; /* elements of K (or V) of one layer */
+    /* memory plan */
+    size_t weight_bytes, scratch_bytes, allowed, total_mem;
+    /* GEMM plans */
+    gemm_plan *plans;
+    int n_plans, cap_plans;
+    /* graphs */
+    int graphs_on;
+    cudaGraphExec_t graph[N_GRAPH_BUCKETS];
+    int att_smem, att_smem_dec;
+    int gemv_rw;
+};
+
+/* ------------------------------------------------------------------------------------------ */
+extern "C" int rc_device_count(void) {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return 0;
+    }
+    return n;
+}
+
+extern "C" int rc_device_name(int device, char *name, size_t len) {
+    cudaDeviceProp p;
+    if (cudaGetDeviceProperties(&p, device) != cudaSuccess) return RAGD_EDEVICE;
+    snprintf(name, len, "%s (%d SMs, %.1f GiB, cc %d.%d)", p.name, p.multiProcessorCount,
+             (double)p.totalGlobalMem / (1024.0 * 1024.0 * 1024.0), p.major, p.minor);
+    return RAGD_OK;
+}
+
+static size_t att_smem_bytes(int hd, int rm) {
+    return (size_t)(rm * hd + rm * ATT_KT + 3 * rm) * sizeof(float) +
+           (size_t)(ATT_KT * (hd + 2) + ATT_KT * hd) * sizeof(bf16);
+}
+
+/* Host conversion of a supported dtype (bf16, f16, f32) to f32 / bf16 (kept local: this library
+ * must not depend back on libragd). */
+static float half_to_f32(uint16_t h) {
+    const uint32_t s = (uint32_t)(h >> 15) << 31, e = (h >> 10) & 0x1f, f = h & 0x3ff;
+    uint32_t u;
+    if (e == 0) {
+        if (f == 0) {
+            u = s;
+        } else { /* subnormal */
+            float v = ldexpf((float)f, -24);
+            memcpy(&u, &v, 4);
+            u |= s;
+        }
+    } else if (e == 31) {
+        u = s | 0x7f800000u | (f << 13);
+    } else {
+        u = s | ((e + 112) << 23) | (f << 13);
+    }
+    float r;
+    memcpy(&r, &u, 4);
+    return r;
+}
+static float elem_f32(const rc_host_tensor *t, size_t i) {
+    if (t->dtype == RAGD_DT_F32) {
+        float v;
+        memcpy(&v, (const char *)t->data + i * 4, 4);
+        return v;
+    }
+    uint16_t h;
+    memcpy(&h, (const char *)t->data + i * 2, 2);
+    return t->dtype == RAGD_DT_BF16 ? ragd_bf16_to_f32(h) : half_to_f32(h);
+}
+static void host_to_bf16(const rc_host_tensor *t, uint16_t *dst) {
+    if (t->dtype == RAGD_DT_BF16) {
+        memcpy(dst, t->data, (size_t)t->numel * 2);
+        return;
+    }
+    for (size_t i = 0; i < (size_t)t->numel; ++i) dst[i] = ragd_f32_to_bf16(elem_f32(t, i));
+}
+
+/* Upload tensors concatenated along the first dimension into one bf16 device buffer. */
+static int upload_bf16(bf16 *dst, const rc_host_tensor *const *ts, int n, char *msg) {
+    size_t off = 0;
+    for (int i = 0; i < n; ++i) {
+        const rc_host_tensor *t = ts[i];
+        if (t->dtype == RAGD_DT_BF16) {
+            CK(cudaMemcpy(dst + off, t->data, (size_t)t->numel * 2, cudaMemcpyHostToDevice));
+        } else {
+            uint16_t *tmp = (uint16_t *)malloc((size_t)t->numel * 2);
+            if (!tmp) {
+                msgf(msg, "out of host memory converting weights");
+                return RAGD_ENOMEM;
+            }
+            host_to_bf16(t, tmp);
+            cudaError_t e =
+                cudaMemcpy(dst + off, tmp, (size_t)t->numel * 2, cudaMemcpyHostToDevice);
+            free(tmp);
+            CK(e);
+        }
+        off += (size_t)t->numel;
+    }
+    return RAGD_OK;
+}
+
+static int upload_f32(float *dst, const rc_host_tensor *const *ts, int n, char *msg) {
+    size_t total = 0;
+    for (int i = 0; i < n; ++i) total += (size_t)ts[i]->numel;
+    float *tmp = (float *)malloc(total * sizeof(float));
+    if (!tmp) {
+        msgf(msg, "out of host memory converting weights");
+        return RAGD_ENOMEM;
+    }
+    size_t off = 0;
+    for (int i = 0; i < n; ++i)
+        for (size_t j = 0; j < (size_t)ts[i]->numel; ++j) tmp[off++] = elem_f32(ts[i], j);
+    cudaError_t e = cudaMemcpy(dst, tmp, total * sizeof(float), cudaMemcpyHostToDevice);
+    free(tmp);
+    CK(e);
+    return RAGD_OK;
+}
+
+/* A simple bump allocator over one cudaMalloc: weights and scratch live in two arenas. */
+struct arena {
+    char *base;
+    size_t off, cap;
+};
+static void *arena_take(arena *a, size_t bytes) {
+    size_t o = (a->off + 255) & ~(size_t)255;
+    if (o + bytes > a->cap) return NULL;
+    a->off = o + bytes;
+    return a->base + o;
+}
+
+static void free_model(rc_model *m) {
+    if (!m) return;
+    for (int i = 0; i < N_GRAPH_BUCKETS; ++i)
+        if (m->graph[i]) cudaGraphExecDestroy(m->graph[i]);
+    for (int i = 0; i < m->n_plans; ++i) {
+        cublasLtMatmulDescDestroy(m->plans[i].desc);
+        cublasLtMatrixLayoutDestroy(m->plans[i].a);
+        cublasLtMatrixLayoutDestroy(m->plans[i].b);
+        cublasLtMatrixLayoutDestroy(m->plans[i].c);
+    }
+    free(m->plans);
+    if (m->kv) cudaFree(m->kv);
+    if (m->meta_d) cudaFree(m->meta_d);
+    if (m->meta_h) cudaFreeHost(m->meta_h);
+    if (m->sp_h) cudaFreeHost(m->sp_h);
+    if (m->hist_h) cudaFreeHost(m->hist_h);
+    if (m->so_h) cudaFreeHost(m->so_h);
+    if (m->embed) cudaFree((void *)m->embed); /* weights arena base */
+    if (m->h) cudaFree((void *)m->h);         /* scratch arena base */
+    if (m->lt) cublasLtDestroy(m->lt);
+    if (m->st) cudaStreamDestroy(m->st);
+    free(m->L);
+    free(m);
+}
+
+extern "C" void rc_destroy(rc_model *m) {
+    if (!m) return;
+    cudaSetDevice(m->dev);
+    cudaStreamSynchronize(m->st);
+    free_model(m);
+}
+
+static size_t gib_x100(size_t b) {
+    return (size_t)((double)b / (1024.0 * 1024.0 * 1024.0) * 100.0);
+}
+
+extern "C" int rc_create(const rc_model_src *src, int device, float util, int max_seqs,
+                         int max_tokens, rc_model **out, char *msg) {
+    *out = NULL;
+    const ragd_llm_config *c = &src->cfg;
+    int ndev = rc_device_count();
+    if (ndev <= 0) {
+        msgf(msg, "no CUDA device found");
+        return RAGD_EDEVICE;
+    }
+    if (device < 0 || device >= ndev) {
+        msgf(msg, "CUDA device %d does not exist (%d found)", device, ndev);
+        return RAGD_EINVAL;
+    }
+    if (!(util > 0.f && util <= 1.f)) {
+        msgf(msg, "gpu_memory_utilization must be in (0, 1], got %g", (double)util);
+        return RAGD_EINVAL;
+    }
+    const int hd = c->head_dim;
+    if (hd != 16 && hd != 32 && hd != 64 && hd != 128) {
+        msgf(msg, "head_dim %d is not supported by the CUDA backend (16, 32, 64, 128)", hd);
+        return RAGD_EUNSUPPORTED;
+    }
+    if (c->hidden > NORM_THREADS * NORM_VPT) {
+        msgf(msg, "hidden size %d exceeds the CUDA backend's limit %d", c->hidden,
+             NORM_THREADS * NORM_VPT);
+        return RAGD_EUNSUPPORTED;
+    }
+    if (c->hidden % 8 || c->ffn % 8 || c->n_heads % c->n_kv_heads ||
+        c->n_heads / c->n_kv_heads > ATT_RMAX) {
+        msgf(msg, "model shape not supported by the CUDA backend (hidden %d, ffn %d, heads %d/%d)",
+             c->hidden, c->ffn, c->n_heads, c->n_kv_heads);
+        return RAGD_EUNSUPPORTED;
+    }
+    CK(cudaSetDevice(device));
+    rc_model *m = (rc_model *)calloc(1, sizeof(*m));
+    if (!m) {
+        msgf(msg, "out of memory");
+        return RAGD_ENOMEM;
+    }
+    m->cfg = *c;
+    m->dev = device;
+    m->H = c->hidden, m->nh = c->n_heads, m->nkv = c->n_kv_heads, m->hd = hd, m->ffn = c->ffn;
+    m->V = c->vocab_size;
+    m->qkvw = (m->nh + 2 * m->nkv) * hd;
+    m->G = m->nh / m->nkv;
+    m->qt = ATT_RMAX / m->G;
+    m->Smax = max_seqs > 0 ? max_seqs : 256;
+    m->Tmax = max_tokens > 0 ? max_tokens : 4096;
+    if (m->Tmax < m->Smax) m->Tmax = m->Smax;
+    m->LCH = m->Smax > LOGIT_CHUNK_MIN ? m->Smax : LOGIT_CHUNK_MIN;
+    m->part_tmax = m->Tmax < SPLIT_MAX_T ? m->Tmax : SPLIT_MAX_T;
+    if (m->part_tmax < k_buckets[N_GRAPH_BUCKETS - 1] && m->Smax > m->part_tmax)
+        m->part_tmax = m->Smax;
+    m->graphs_on = 1;
+    m->gemv_rw = 4;
+    const char *rw = getenv("RAGD_CUDA_GEMV_RW");
+    if (rw && atoi(rw) >= 1) m->gemv_rw = atoi(rw);
+    const char *g = getenv("RAGD_CUDA_GRAPHS");
+    if (g && g[0] == '0') m->graphs_on = 0;
+    int rc = RAGD_OK;
+#define FAIL(code)                                                                                 \
+    do {                                                                                           \
+        rc = (code);                                                                               \
+        goto fail;                                                                                 \
+    } while (0)
+#define CKF(call)                                                                                  \
+    do {                                                                                           \
+        cudaError_t e_ = (call);                                                                   \
+        if (e_ != cudaSuccess) {                                                                   \
+            msgf(msg, "CUDA error %s at %s:%d: %s", cudaGetErrorString(e_), __FILE__, __LINE__,    \
+                 #call);                                                                           \
+            FAIL(RAGD_EDEVICE);                                                                    \
+        }                                                                                          \
+    } while (0)
+    {
+        CKF(cudaStreamCreateWithFlags(&m->st, cudaStreamNonBlocking));
+        if (cublasLtCreate(&m->lt) != CUBLAS_STATUS_SUCCESS) {
+            msgf(msg, "cublasLtCreate failed");
+            FAIL(RAGD_EDEVICE);
+        }
+        const size_t H = m->H, F = m->ffn, V = m->V, NL = c->n_layers;
+        const size_t per_layer = (size_t)m->qkvw * H + H * (size_t)(m->nh * hd) + 2 * F * H + H * F;
+        size_t wbytes = (per_layer * NL + V * H + (src->lm_head.data ? V * H : 0)) * 2 +
+                        (NL * (2 * H + (size_t)m->qkvw) + H) * 4 +
+                        (size_t)c->max_pos * (hd / 2) * 8 + (NL * 8 + 16) * 256;
+        const size_t T = m->Tmax, LC = m->LCH;
+        m->ws_size = 32u << 20;
+        size_t sbytes = T * H * 4 + T * H * 2 * 2 + T * (size_t)m->qkvw * 2 +
+                        T * (size_t)(m->nh * hd) * 2 * 2 + T * 2 * F * 2 + T * F * 2 + LC * H * 2 +
+                        LC * V * 4 + (size_t)m->part_tmax * m->nh * ATT_NSMAX * (hd + 2) * 4 +
+                        m->ws_size + 64 * 256;
+        m->weight_bytes = wbytes;
+        m->scratch_bytes = sbytes;
+        size_t freeb = 0, totalb = 0;
+        CKF(cudaMemGetInfo(&freeb, &totalb));
+        m->total_mem = totalb;
+        const double used_by_others = (double)(totalb - freeb);
+        const double allowed = (double)util * (double)totalb - used_by_others;
+        cudaDeviceProp prop;
+        CKF(cudaGetDeviceProperties(&prop, device));
+        if (allowed < (double)(wbytes + sbytes)) {
+            msgf(msg,
+                 "model does not fit on %s: weights %.2f GiB + activations %.2f GiB, but "
+                 "gpu_memory_utilization %.2f allows %.2f GiB (%.2f GiB free of %.2f GiB)",
+                 prop.name, gib_x100(wbytes) / 100.0, gib_x100(sbytes) / 100.0, (double)util,
+                 allowed / (1024.0 * 1024.0 * 1024.0), gib_x100(freeb) / 100.0,
+                 gib_x100(totalb) / 100.0);
+            FAIL(RAGD_ENOMEM);
+        }
+        m->allowed = (size_t)allowed;
+        /* weights */
+        arena wa = {NULL, 0, wbytes};
+        CKF(cudaMalloc((void **)&wa.base, wbytes));
+        m->embed = (bf16 *)wa.base;
+        wa.off = V * H * 2;
+        m->L = (rc_layer *)calloc(NL, sizeof(rc_layer));
+        if (!m->L) FAIL(RAGD_ENOMEM);
+        {
+            const rc_host_tensor *e[1] = {&src->embed};
+            if ((rc = upload_bf16(m->embed, e, 1, msg))) goto fail;
+        }
+        if (src->lm_head.data) {
+            m->lm_head = (bf16 *)arena_take(&wa, V * H * 2);
+            const rc_host_tensor *e[1] = {&src->lm_head};
+            if ((rc = upload_bf16(m->lm_head, e, 1, msg))) goto fail;
+        } else {
+            m->lm_head = m->embed;
+        }
+        for (size_t l = 0; l < NL; ++l) {
+            const rc_layer_src *ls = &src->layers[l];
+            rc_layer *d = &m->L[l];
+            d->wqkv = (bf16 *)arena_take(&wa, (size_t)m->qkvw * H * 2);
+            d->wo = (bf16 *)arena_take(&wa, H * (size_t)(m->nh * hd) * 2);
+            d->wgu = (bf16 *)arena_take(&wa, 2 * F * H * 2);
+            d->wd = (bf16 *)arena_take(&wa, H * F * 2);
+            d->ln1 = (float *)arena_take(&wa, H * 4);
+            d->ln2 = (float *)arena_take(&wa, H * 4);
+            d->bqkv = c->qkv_bias ? (float *)arena_take(&wa, (size_t)m->qkvw * 4) : NULL;
+            if (!d->wqkv || !d->wo || !d->wgu || !d->wd || !d->ln1 || !d->ln2 ||
+                (c->qkv_bias && !d->bqkv)) {
+                msgf(msg, "internal: weight arena too small");
+                FAIL(RAGD_EINTERNAL);
+            }
+            const rc_host_tensor *qkv[3] = {&ls->wq, &ls->wk, &ls->wv};
+            const rc_host_tensor *o[1] = {&ls->wo};
+            const rc_host_tensor *gu[2] = {&ls->wg, &ls->wu};
+            const rc_host_tensor *dn[1] = {&ls->wd};
+            const rc_host_tensor *n1[1] = {&ls->ln1};
+            const rc_host_tensor *n2[1] = {&ls->ln2};
+            const rc_host_tensor *bb[3] = {&ls->bq, &ls->bk, &ls->bv};
+            if ((rc = upload_bf16(d->wqkv, qkv, 3, msg)) || (rc = upload_bf16(d->wo, o, 1, msg)) ||
+                (rc = upload_bf16(d->wgu, gu, 2, msg)) || (rc = upload_bf16(d->wd, dn, 1, msg)) ||
+                (rc = upload_f32(d->ln1, n1, 1, msg)) || (rc = upload_f32(d->ln2, n2, 1, msg)) ||
+                (c->qkv_bias && (rc = upload_f32(d->bqkv, bb, 3, msg))))
+                goto fail;
+        }
+        m->fnorm = (float *)arena_take(&wa, H * 4);
+        m->rope = (float2 *)arena_take(&wa, (size_t)c->max_pos * (hd / 2) * 8);
+        if (!m->fnorm || !m->rope) {
+            msgf(msg, "internal: weight arena too small");
+            FAIL(RAGD_EINTERNAL);
+        }
+        {
+            const rc_host_tensor *fn[1] = {&src->final_norm};
+            if ((rc = upload_f32(m->fnorm, fn, 1, msg))) goto fail;
+            const size_t n = (size_t)c->max_pos * (hd / 2);
+            float2 *tab = (float2 *)malloc(n * sizeof(float2));
+            if (!tab) FAIL(RAGD_ENOMEM);
+            for (int j = 0; j < hd / 2; ++j) {
+                const double inv = pow((double)c->rope_theta, -2.0 * j / (double)hd);
+                const float invf = (float)inv;
+                for (int p = 0; p < c->max_pos; ++p) {
+                    const float ang = (float)p * invf; /* f32 angle as the reference computes it */
+                    tab[(size_t)p * (hd / 2) + j] =
+                        make_float2((float)cos((double)ang), (float)sin((double)ang));
+                }
+            }
+            cudaError_t e = cudaMemcpy(m->rope, tab, n * sizeof(float2), cudaMemcpyHostToDevice);
+            free(tab);
+            CKF(e);
+        }
+        /* scratch */
+        arena sa = {NULL, 0, sbytes};
+        CKF(cudaMalloc((void **)&sa.base, sbytes));
+        m->h = (float *)arena_take(&sa, T * H * 4);
+        m->xn = (bf16 *)arena_take(&sa, T * H * 2);
+        m->delta = (bf16 *)arena_take(&sa, T * H * 2);
+        m->qkv = (bf16 *)arena_take(&sa, T * (size_t)m->qkvw * 2);
+        m->q = (bf16 *)arena_take(&sa, T * (size_t)(m->nh * hd) * 2);
+        m->att = (bf16 *)arena_take(&sa, T * (size_t)(m->nh * hd) * 2);
+        m->gu = (bf16 *)arena_take(&sa, T * 2 * F * 2);
+        m->act = (bf16 *)arena_take(&sa, T * F * 2);
+        m->xo = (bf16 *)arena_take(&sa, LC * H * 2);
+        m->logits = (float *)arena_take(&sa, LC * V * 4);
+        m->po = (float *)arena_take(&sa, (size_t)m->part_tmax * m->nh * ATT_NSMAX * hd * 4);
+        m->pml = (float *)arena_take(&sa, (size_t)m->part_tmax * m->nh * ATT_NSMAX * 2 * 4);
+        m->ws = arena_take(&sa, m->ws_size);
+        if (!m->ws) {
+            msgf(msg, "internal: scratch arena too small");
+            FAIL(RAGD_EINTERNAL);
+        }
+        /* sampling buffers */
+        m->hist_cap = (size_t)m->Smax * 4096;
+        CKF(cudaMallocHost((void **)&m->sp_h, (size_t)m->LCH * sizeof(rc_sp)));
+        CKF(cudaMallocHost((void **)&m->so_h, (size_t)m->LCH * sizeof(ragd_sample_out)));
+        CKF(cudaMallocHost((void **)&m->hist_h, m->hist_cap * sizeof(int)));
+        m->att_smem = (int)att_smem_bytes(hd, ATT_RMAX);
+        m->att_smem_dec = (int)att_smem_bytes(hd, ATT_RMAX_DEC);
+#define ATTR(HD)                                                                                   \
+    CKF(cudaFuncSetAttribute(k_attn<HD, ATT_RMAX>, cudaFuncAttributeMaxDynamicSharedMemorySize,    \
+                             m->att_smem));                                                        \
+    CKF(cudaFuncSetAttribute(k_attn<HD, ATT_RMAX_DEC>,                                             \
+                             cudaFuncAttributeMaxDynamicSharedMemorySize, m->att_smem_dec))
+        switch (hd) {
+            case 16:
+                ATTR(16);
+                break;
+            case 32:
+                ATTR(32);
+                break;
+            case 64:
+                ATTR(64);
+                break;
+            default:
+                ATTR(128);
+                break;
+        }
+#undef ATTR
+        m->rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)m;
+    }
+    *out = m;
+    return RAGD_OK;
+fail:
+    if (rc == RAGD_OK) rc = RAGD_EINTERNAL;
+    if (rc == RAGD_ENOMEM && msg && !msg[0]) msgf(msg, "out of memory");
+    free_model(m);
+    return rc;
+#undef FAIL
+#undef CKF
+}
+
+extern "C" size_t rc_kv_block_bytes(const rc_model *m, int block_size) {
+    return (size_t)m->cfg.n_layers * 2 * (size_t)block_size * m->nkv * m->hd * 2;
+}
+
+extern "C" size_t rc_kv_budget(const rc_model *m) {
+    const size_t used = m->weight_bytes + m->scratch_bytes;
+    size_t extra = (size_t)m->Smax * 64 * 1024 + m->hist_cap * 4 + (64u << 20); /* meta + slack */
+    return m->allowed > used + extra ? m->allowed - used - extra : 0;
+}
+
+extern "C" void rc_set_graphs(rc_model *m, int on) {
+    m->graphs_on = on;
+}
+
+extern "C" int rc_kv_init(rc_model *m, int block_size, int n_blocks, char *msg) {
+    CK(cudaSetDevice(m->dev));
+    if (m->kv) {
+        msgf(msg, "KV cache already initialised");
+        return RAGD_EINVAL;
+    }
+    if (block_size < 1 || block_size > 1024 || n_blocks < 1) {
+        msgf(msg, "bad KV cache geometry: block_size %d, n_blocks %d", block_size, n_blocks);
+        return RAGD_EINVAL;
+    }
+    const size_t need = rc_kv_block_bytes(m, block_size) * (size_t)(n_blocks + 1);
+    const size_t budget = rc_kv_budget(m);
+    if (need > budget + rc_kv_block_bytes(m, block_size)) {
+        msgf(msg,
+             "KV cache of %d blocks x %d tokens needs %.2f GiB; only %.2f GiB left under "
+             "gpu_memory_utilization",
+             n_blocks, block_size, need / 1073741824.0, budget / 1073741824.0);
+        return RAGD_ENOMEM;
+    }
+    m->bs = block_size;
+    m->nb = n_blocks;
+    m->kv_layer = (size_t)(n_blocks + 1) * block_size * m->nkv * m->hd;
+    CK(cudaMalloc((void **)&m->kv, m->kv_layer * 2 * 2 * m->cfg.n_layers));
+    /* metadata image */
+    const size_t T = m->Tmax;
+    m->bt_cap = (size_t)m->Smax * ((size_t)m->cfg.max_pos / block_size + 2) + T;
+    m->o_tok = 0;
+    m->o_pos = T;
+    m->o_slot = 2 * T;
+    m->o_tile = 3 * T;
+    m->o_rows = 7 * T;
+    m->o_split = 8 * T;
+    m->o_bt = 8 * T + 8;
+    m->meta_n = m->o_bt + m->bt_cap;
+    CK(cudaMalloc((void **)&m->meta_d, m->meta_n * sizeof(int)));
+    CK(cudaMallocHost((void **)&m->meta_h, m->meta_n * sizeof(int)));
+    CK(cudaMalloc((void **)&m->sp_d, (size_t)m->LCH * sizeof(rc_sp)));
+    CK(cudaMalloc((void **)&m->so_d, (size_t)m->LCH * sizeof(ragd_sample_out)));
+    CK(cudaMalloc((void **)&m->hist_d, m->hist_cap * sizeof(int)));
+    CK(cudaMemsetAsync(m->kv, 0, m->kv_layer * 2 * 2 * m->cfg.n_layers, m->st));
+    CK(cudaMemsetAsync(m->po, 0, (size_t)m->part_tmax * m->nh * ATT_NSMAX * m->hd * 4, m->st));
+    CK(cudaMemsetAsync(m->pml, 0, (size_t)m->part_tmax * m->nh * ATT_NSMAX * 2 * 4, m->st));
+    CK(cudaStreamSynchronize(m->st));
+    return RAGD_OK;
+}
+
+extern "C" int rc_copy_blocks(rc_model *m, const int32_t *src, const int32_t *dst, int n,
+                              char *msg) {
+    CK(cudaSetDevice(m->dev));
+    if (!m->kv) {
+        msgf(msg, "KV cache not initialised");
+        return RAGD_EINVAL;
+    }
+    const size_t blk = (size_t)m->bs * m->nkv * m->hd; /* elements of one block in one K or V */
+    for (int i = 0; i < n; ++i) {
+        if (src[i] < 0 || src[i] >= m->nb || dst[i] < 0 || dst[i] >= m->nb) {
+            msgf(msg, "copy_blocks: block id out of range (%d -> %d, %d blocks)", src[i], dst[i],
+                 m->nb);
+            return RAGD_EINVAL;
+        }
+        for (int l = 0; l < 2 * m->cfg.n_layers; ++l) {
+            bf16 *base = m->kv + (size_t)l * m->kv_layer;
+            CK(cudaMemcpyAsync(base + (size_t)dst[i] * blk, base + (size_t)src[i] * blk, blk * 2,
+                               cudaMemcpyDeviceToDevice, m->st));
+        }
+    }
+    CK(cudaStreamSynchronize(m->st));
+    return RAGD_OK;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* GEMM: Y[M][N] = X[M][K] W[N][K]^T, bf16 inputs, f32 accumulation, bf16 or f32 output. */
+static int gemm_plan_get(rc_model *m, int M, int N, int K, int f32, gemm_plan **out, char *msg) {
+    for (int i = 0; i < m->n_plans; ++i) {
+        gemm_plan *p = &m->plans[i];
+        if (p->M == M && p->N == N && p->K == K && p->f32 == f32) {
+            *out = p;
+            return RAGD_OK;
+        }
+    }
+    if (m->n_plans == m->cap_plans) {
+        int nc = m->cap_plans ? m->cap_plans * 2 : 32;
+        gemm_plan *np = (gemm_plan *)realloc(m->plans, (size_t)nc * sizeof(gemm_plan));
+        if (!np) {
+            msgf(msg, "out of memory");
+            return RAGD_ENOMEM;
+        }
+        m->plans = np;
+        m->cap_plans = nc;
+    }
+    gemm_plan *p = &m->plans[m->n_plans];
+    memset(p, 0, sizeof(*p));
+    p->M = M, p->N = N, p->K = K, p->f32 = f32;
+    CKL(cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    CKL(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
+    CKL(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
+    CKL(cublasLtMatrixLayoutCreate(&p->a, CUDA_R_16BF, K, N, K));
+    CKL(cublasLtMatrixLayoutCreate(&p->b, CUDA_R_16BF, K, M, K));
+    CKL(cublasLtMatrixLayoutCreate(&p->c, f32 ? CUDA_R_32F : CUDA_R_16BF, N, M, N));
+    cublasLtMatmulPreference_t pref;
+    CKL(cublasLtMatmulPreferenceCreate(&pref));
+    CKL(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                             &m->ws_size, sizeof(m->ws_size)));
+    cublasLtMatmulHeuristicResult_t res;
+    int nres = 0;
+    cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(m->lt, p->desc, p->a, p->b, p->c, p->c, pref,
+                                                      1, &res, &nres);
+    cublasLtMatmulPreferenceDestroy(pref);
+    if (s != CUBLAS_STATUS_SUCCESS || nres < 1) {
+        msgf(msg, "cuBLASLt found no algorithm for %dx%dx%d (status %d)", M, N, K, (int)s);
+        return RAGD_EDEVICE;
+    }
+    p->algo = res.algo;
+    m->n_plans++;
+    *out = p;
+    return RAGD_OK;
+}
+
+static int gemm(rc_model *m, const bf16 *X, const bf16 *W, void *Y, int M, int N, int K, int f32,
+                char *msg) {
+    if (M <= 8) {
+        /* rows per block: 1 for M <= 2 (most bytes in flight), more for larger M to reuse X;
+         * capped by RAGD_CUDA_GEMV_RW (tuning knob) */
+#define GV1(MM, RW)                                                                                \
+    {                                                                                              \
+        const int grid = (N + RW - 1) / RW;                                                        \
+        if (f32)                                                                                   \
+            k_gemv<MM, RW, true><<<grid, GEMV_WARPS * 32, 0, m->st>>>(X, W, Y, N, K);              \
+        else                                                                                       \
+            k_gemv<MM, RW, false><<<grid, GEMV_WARPS * 32, 0, m->st>>>(X, W, Y, N, K);             \
+    }
+#define GV(MM, RW)                                                                                 \
+    case MM:                                                                                       \
+        if (MM >= 5 && m->gemv_rw >= 8)                                                            \
+            GV1(MM, 8)                                                                             \
+        else if (RW >= 4 && m->gemv_rw >= 4)                                                       \
+            GV1(MM, 4)                                                                             \
+        else if (RW >= 2 && m->gemv_rw >= 2)                                                       \
+            GV1(MM, 2)                                                                             \
+        else                                                                                       \
+            GV1(MM, 1)                                                                             \
+        break;
+        switch (M) { GV(1, 1) GV(2, 1) GV(3, 2) GV(4, 2) GV(5, 4) GV(6, 4) GV(7, 4) GV(8, 4) }
+#undef GV1
+#undef GV
+        CKK();
+        return RAGD_OK;
+    }
+    gemm_plan *p;
+    TRY(gemm_plan_get(m, M, N, K, f32, &p, msg));
+    const float alpha = 1.f, beta = 0.f;
+    CKL(cublasLtMatmul(m->lt, p->desc, &alpha, W, p->a, X, p->b, &beta, Y, p->c, Y, p->c, &p->algo,
+                       m->ws, m->ws_size, m->st));
+    return RAGD_OK;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+static int launch_attn(rc_model *m, const bf16 *kc, const bf16 *vc, int ntiles, int nsplit_grid,
+                       int use_part, int dec, char *msg) {
+    const int *md = m->meta_d;
+    dim3 grid(ntiles, m->nkv, nsplit_grid);
+    const float scale = 1.f / sqrtf((float)m->hd);
+#define ATT(HD, RM, SM)                                                                            \
+    k_attn<HD, RM><<<grid, ATT_THREADS, SM, m->st>>>(                                              \
+        m->q, kc, vc, m->att, m->po, m->pml, md + m->o_tile, md + m->o_bt, md + m->o_split, m->G,  \
+        m->nh, m->nkv, m->bs, scale, use_part)
+#define ATT2(HD)                                                                                   \
+    if (dec)                                                                                       \
+        ATT(HD, ATT_RMAX_DEC, m->att_smem_dec);                                                    \
+    else                                                                                           \
+        ATT(HD, ATT_RMAX, m->att_smem)
+    switch (m->hd) {
+        case 16:
+            ATT2(16);
+            break;
+        case 32:
+            ATT2(32);
+            break;
+        case 64:
+            ATT2(64);
+            break;
+        default:
+            ATT2(128);
+            break;
+    }
+#undef ATT
+#undef ATT2
+    CKK();
+    return RAGD_OK;
+}
+
+static int launch_reduce(rc_model *m, int T, char *msg) {
+    dim3 grid(T, m->nh);
+    const int *sp = m->meta_d + m->o_split;
+    switch (m->hd) {
+        case 16:
+            k_attn_reduce<16><<<grid, 16, 0, m->st>>>(m->po, m->pml, sp, m->att, m->nh);
+            break;
+        case 32:
+            k_attn_reduce<32><<<grid, 32, 0, m->st>>>(m->po, m->pml, sp, m->att, m->nh);
+            break;
+        case 64:
+            k_attn_reduce<64><<<grid, 64, 0, m->st>>>(m->po, m->pml, sp, m->att, m->nh);
+            break;
+        default:
+            k_attn_reduce<128><<<grid, 128, 0, m->st>>>(m->po, m->pml, sp, m->att, m->nh);
+            break;
+    }
+    CKK();
+    return RAGD_OK;
+}
+
+/* Embedding + all decoder layers for T token rows (metadata already on the device). */
+static int run_layers(rc_model *m, int T, int ntiles, int nsplit_grid, int use_part, int dec,
+                      char *msg) {
+    const int *md = m->meta_d;
+    const int H = m->H, NL = m->cfg.n_layers;
+    const float eps = m->cfg.rms_eps;
+    const int qkv_items = (m->nh + m->nkv) * m->hd / 2 + m->nkv * m->hd;
+    k_embed<<<T, 256, 0, m->st>>>(md + m->o_tok, m->embed, m->h, H, m->V);
+    CKK();
+    for (int l = 0; l < NL; ++l) {
+        const rc_layer *L = &m->L[l];
+        bf16 *kc = m->kv + (size_t)(2 * l) * m->kv_layer, *vc = kc + m->kv_layer;
+        k_rmsnorm<<<T, NORM_THREADS, 0, m->st>>>(m->h, l ? m->delta : NULL, L->ln1, m->xn, NULL, H,
+                                                 eps, 1);
+        CKK();
+        TRY(gemm(m, m->xn, L->wqkv, m->qkv, T, m->qkvw, H, 0, msg));
+        k_qkv_rope<<<dim3((qkv_items + 127) / 128, T), 128, 0, m->st>>>(
+            m->qkv, L->bqkv, m->rope, md + m->o_pos, md + m->o_slot, m->q, kc, vc, m->nh, m->nkv,
+            m->hd);
+        CKK();
+        TRY(launch_attn(m, kc, vc, ntiles, nsplit_grid, use_part, dec, msg));
+        if (use_part) TRY(launch_reduce(m, T, msg));
+        TRY(gemm(m, m->att, L->wo, m->delta, T, H, m->nh * m->hd, 0, msg));
+        k_rmsnorm<<<T, NORM_THREADS, 0, m->st>>>(m->h, m->delta, L->ln2, m->xn, NULL, H, eps, 1);
+        CKK();
+        TRY(gemm(m, m->xn, L->wgu, m->gu, T, 2 * m->ffn, H, 0, msg));
+        {
+            const size_t pairs = (size_t)T * m->ffn / 2;
+            int blocks = (int)((pairs + 255) / 256);
+            if (blocks > 4096) blocks = 4096;
+            k_swiglu<<<blocks, 256, 0, m->st>>>(m->gu, m->act, T, m->ffn);
+            CKK();
+        }
+        TRY(gemm(m, m->act, L->wd, m->delta, T, H, m->ffn, 0, msg));
+    }
+    return RAGD_OK;
+}
+
+static uint64_t splitmix64(uint64_t x) {
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static int bucket_of(int S) {
+    for (int i = 0; i < N_GRAPH_BUCKETS; ++i)
+        if (k_buckets[i] >= S) return i;
+    return -1;
+}
+
+extern "C" int rc_forward(rc_model *m, const ragd_batch *b, float *logits, ragd_sample_out *out,
+                          char *msg) {
+    CK(cudaSetDevice(m->dev));
+    if (!m->kv) {
+        msgf(msg, "KV cache not initialised (call kv_init first)");
+        return RAGD_EINVAL;
+    }
+    const int S = b->n_seqs;
+    if (S <= 0) return RAGD_OK;
+    if (S > m->Tmax) {
+        msgf(msg, "batch of %d sequences exceeds max_num_batched_tokens %d", S, m->Tmax);
+        return RAGD_EINVAL;
+    }
+    int *mh = m->meta_h;
+    int T = 0, ntiles = 0, nrows = 0, maxkv = 0, all_decode = 1;
+    size_t bt_used = 0;
+    for (int i = 0; i < S; ++i) {
+        const ragd_batch_seq *s = &b->seqs[i];
+        if (s->n_new < 1 || s->n_past < 0 || !s->tokens || !s->block_table) {
+            msgf(msg, "sequence %d: bad batch entry (n_new %d, n_past %d)", i, s->n_new, s->n_past);
+            return RAGD_EINVAL;
+        }
+        const int end = s->n_past + s->n_new;
+        if (end > m->cfg.max_pos) {
+            msgf(msg, "sequence %d: position %d exceeds the model's max_position_embeddings %d", i,
+                 end - 1, m->cfg.max_pos);
+            return RAGD_EINVAL;
+        }
+        if ((int64_t)s->n_blocks * m->bs < end) {
+            msgf(msg, "sequence %d: block table of %d blocks does not cover %d positions", i,
+                 s->n_blocks, end);
+            return RAGD_EINVAL;
+        }
+        if (T + s->n_new > m->Tmax) {
+            msgf(msg, "step of more than %d tokens exceeds max_num_batched_tokens", m->Tmax);
+            return RAGD_EINVAL;
+        }
+        const int nbt = (end + m->bs - 1) / m->bs;
+        if (bt_used + nbt > m->bt_cap) {
+            msgf(msg, "block tables exceed the metadata capacity (%zu entries)", m->bt_cap);
+            return RAGD_EINVAL;
+        }
+        int *bt = mh + m->o_bt + bt_used;
+        for (int j = 0; j < nbt; ++j) {
+            if (s->block_table[j] < 0 || s->block_table[j] >= m->nb) {
+                msgf(msg, "sequence %d: block id %d out of range (%d blocks)", i, s->block_table[j],
+                     m->nb);
+                return RAGD_EINVAL;
+            }
+            bt[j] = s->block_table[j];
+        }
+        for (int j = 0; j < s->n_new; ++j) {
+            const int p = s->n_past + j;
+            if (s->tokens[j] < 0 || s->tokens[j] >= m->V) {
+                msgf(msg, "sequence %d: token id %d out of range (vocabulary %d)", i, s->tokens[j],
+                     m->V);
+                return RAGD_EINVAL;
+            }
+            mh[m->o_tok + T + j] = s->tokens[j];
+            mh[m->o_pos + T + j] = p;
+            mh[m->o_slot + T + j] = bt[p / m->bs] * m->bs + p % m->bs;
+        }
+        for (int j = 0; j < s->n_new; j += m->qt) {
+            int *tl = mh + m->o_tile + 4 * ntiles++;
+            tl[0] = T + j;
+            tl[1] = s->n_new - j < m->qt ? s->n_new - j : m->qt;
+            tl[2] = s->n_past + j;
+            tl[3] = (int)bt_used;
+        }
+        const int sample_row = out && s->sampling && s->want_logits;
+        if (out) {
+            if (sample_row) mh[m->o_rows + nrows++] = T + s->n_new - 1;
+        } else if (s->want_all_logits) {
+            for (int j = 0; j < s->n_new; ++j) mh[m->o_rows + nrows++] = T + j;
+        } else if (s->want_logits) {
+            mh[m->o_rows + nrows++] = T + s->n_new - 1;
+        }
+        if (s->n_new != 1 || s->want_all_logits) all_decode = 0;
+        if (end > maxkv) maxkv = end;
+        bt_used += nbt;
+        T += s->n_new;
+    }
+    if (!out && !logits && nrows > 0) {
+        msgf(msg, "forward: %d logits rows wanted but no logits buffer given", nrows);
+        return RAGD_EINVAL;
+    }
+    /* split-K over the key range for small steps with long contexts */
+    int nsplit = 1, slen = 1 << 30;
+    const int min_keys = all_decode ? ATT_KT : SPLIT_MIN_KEYS;
+    if (T <= m->part_tmax && maxkv > 2 * min_keys) {
+        nsplit = (maxkv + min_keys - 1) / min_keys;
+        if (nsplit > ATT_NSMAX) nsplit = ATT_NSMAX;
+        slen = (maxkv + nsplit - 1) / nsplit;
+        slen = (slen + ATT_KT - 1) / ATT_KT * ATT_KT;
+        nsplit = (maxkv + slen - 1) / slen;
+    }
+    int gb = -1;
+    if (m->graphs_on && all_decode) {
+        gb = bucket_of(S);
+        if (gb >= 0 && (k_buckets[gb] > m->part_tmax || k_buckets[gb] > m->Tmax)) gb = -1;
+    }
+    int Tr = T, ntr = ntiles;
+    if (gb >= 0) {
+        /* pad to the bucket: padded rows write their K/V into the spare block */
+        const int Tp = k_buckets[gb];
+        const int trash = m->nb * m->bs;
+        for (int j = T; j < Tp; ++j) {
+            mh[m->o_tok + j] = 0;
+            mh[m->o_pos + j] = 0;
+            mh[m->o_slot + j] = trash;
+            int *tl = mh + m->o_tile + 4 * j;
+            tl[0] = j, tl[1] = 0, tl[2] = 0, tl[3] = 0;
+        }
+        Tr = Tp, ntr = Tp;
+    }
+    mh[m->o_split] = nsplit;
+    mh[m->o_split + 1] = slen;
+    CK(cudaMemcpyAsync(m->meta_d, mh, (m->o_bt + bt_used) * sizeof(int), cudaMemcpyHostToDevice,
+                       m->st));
+    if (gb >= 0) {
+        if (!m->graph[gb]) {
+            cudaGraph_t g;
+            CK(cudaStreamBeginCapture(m->st, cudaStreamCaptureModeThreadLocal));
+            int rc = run_layers(m, Tr, ntr, ATT_NSMAX, 1, m->G <= ATT_RMAX_DEC, msg);
+            cudaError_t e = cudaStreamEndCapture(m->st, &g);
+            if (rc != RAGD_OK) {
+                if (e == cudaSuccess) cudaGraphDestroy(g);
+                return rc;
+            }
+            CK(e);
+            e = cudaGraphInstantiate(&m->graph[gb], g, 0);
+            cudaGraphDestroy(g);
+            CK(e);
+        }
+        CK(cudaGraphLaunch(m->graph[gb], m->st));
+    } else {
+        const int use_part = nsplit > 1;
+        TRY(run_layers(m, T, ntiles, use_part ? nsplit : 1, use_part,
+                       all_decode && m->G <= ATT_RMAX_DEC, msg));
+    }
+    /* final norm + LM head over the wanted rows, in chunks */
+    int out_i = 0;
+    for (int r0 = 0; r0 < nrows; r0 += m->LCH) {
+        const int nr = nrows - r0 < m->LCH ? nrows - r0 : m->LCH;
+        k_rmsnorm<<<nr, NORM_THREADS, 0, m->st>>>(
+            m->h, m->delta, m->fnorm, m->xo, m->meta_d + m->o_rows + r0, m->H, m->cfg.rms_eps, 0);
+        CKK();
+        TRY(gemm(m, m->xo, m->lm_head, m->logits, nr, m->V, m->H, 1, msg));
+        if (!out) {
+            CK(cudaMemcpyAsync(logits + (size_t)r0 * m->V, m->logits,
+                               (size_t)nr * m->V * sizeof(float), cudaMemcpyDeviceToHost, m->st));
+            continue;
+        }
+        /* sampling parameters for these rows */
+        size_t hist_used = 0;
+        int k = 0;
+        for (int i = out_i; i < S && k < nr; ++i) {
+            const ragd_batch_seq *s = &b->seqs[i];
+            out_i = i + 1;
+            if (!(s->sampling && s->want_logits)) continue;
+            const ragd_sampling_params *sp = s->sampling;
+            rc_sp *d = &m->sp_h[k];
+            d->temp = sp->temperature;
+            d->top_p = sp->top_p;
+            d->top_k = sp->top_k;
+            d->min_p = sp->min_p;
+            d->rep = sp->repetition_penalty > 0.f ? sp->repetition_penalty : 1.f;
+            d->pres = sp->presence_penalty;
+            d->freq = sp->frequency_penalty;
+            d->nlp = sp->logprobs;
+            const uint64_t seed = sp->has_seed ? sp->seed : (m->rng = splitmix64(m->rng));
+            const uint64_t x = splitmix64(seed ^ splitmix64((uint64_t)s->n_history + 0x51ed27ull));
+            d->u = (float)((double)(x >> 40) * (1.0 / 16777216.0));
+            d->hist_off = 0, d->hist_len = 0, d->n_prompt = 0;
+            const int pen = d->rep != 1.f || d->pres != 0.f || d->freq != 0.f;
+            if (pen && s->history && s->n_history > 0) {
+                if (hist_used + (size_t)s->n_history > m->hist_cap) {
+                    msgf(msg, "penalty history exceeds %zu tokens in one step", m->hist_cap);
+                    return RAGD_EINVAL;
+                }
+                memcpy(m->hist_h + hist_used, s->history, (size_t)s->n_history * sizeof(int));
+                d->hist_off = (int)hist_used;
+                d->hist_len = s->n_history;
+                d->n_prompt = s->n_prompt;
+                hist_used += (size_t)s->n_history;
+            }
+            ++k;
+        }
+        CK(cudaMemcpyAsync(m->sp_d, m->sp_h, (size_t)nr * sizeof(rc_sp), cudaMemcpyHostToDevice,
+                           m->st));
+        if (hist_used)
+            CK(cudaMemcpyAsync(m->hist_d, m->hist_h, hist_used * sizeof(int),
+                               cudaMemcpyHostToDevice, m->st));
+        k_sample<<<nr, SAMPLE_THREADS, 0, m->st>>>(m->logits, m->V, m->sp_d, m->hist_d, m->so_d);
+        CKK();
+        CK(cudaMemcpyAsync(m->so_h, m->so_d, (size_t)nr * sizeof(ragd_sample_out),
+                           cudaMemcpyDeviceToHost, m->st));
+        CK(cudaStreamSynchronize(m->st)); /* the step's one host sync (per logits chunk) */
+        memcpy(out + r0, m->so_h, (size_t)nr * sizeof(ragd_sample_out));
+    }
+    CK(cudaStreamSynchronize(m->st));
+    return RAGD_OK;
+}
+
+extern "C" double rc_sync_time(rc_model *m) {
+    cudaStreamSynchronize(m->st);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+extern "C" int rc_copy_bandwidth(int device, size_t bytes, double *gbps, char *msg) {
+    CK(cudaSetDevice(device));
+    void *a = NULL, *bb = NULL;
+    CK(cudaMalloc(&a, bytes));
+    cudaError_t e = cudaMalloc(&bb, bytes);
+    if (e != cudaSuccess) {
+        cudaFree(a);
+        CK(e);
+    }
+    cudaEvent_t e0, e1;
+    CK(cudaEventCreate(&e0));
+    CK(cudaEventCreate(&e1));
+    CK(cudaMemset(a, 1, bytes));
+    CK(cudaMemset(bb, 2, bytes));
+    for (int i = 0; i < 3; ++i) CK(cudaMemcpy(bb, a, bytes, cudaMemcpyDeviceToDevice));
+    float best = 1e30f;
+    for (int i = 0; i < 10; ++i) {
+        CK(cudaEventRecord(e0));
+        CK(cudaMemcpy(i & 1 ? a : bb, i & 1 ? bb : a, bytes, cudaMemcpyDeviceToDevice));
+        CK(cudaEventRecord(e1));
+        CK(cudaEventSynchronize(e1));
+        float ms = 0;
+        CK(cudaEventElapsedTime(&ms, e0, e1));
+        if (ms < best) best = ms;
+    }
+    *gbps = 2.0 * (double)bytes / (best * 1e-3) / 1e9;
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    cudaFree(a);
+    cudaFree(bb);
+    return RAGD_OK;
+}
