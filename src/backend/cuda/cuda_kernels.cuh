@@ -351,13 +351,15 @@ __device__ __forceinline__ uint32_t fa_pack(float lo, float hi) {
     return *(uint32_t *)&v;
 }
 
-template <int HD>
+template <int HD, bool DEC>
 __global__ void __launch_bounds__(FA_THREADS)
     k_fattn(const bf16 *__restrict__ q, const bf16 *__restrict__ kc, const bf16 *__restrict__ vc,
             bf16 *out, float *po, float *pml, const int *tiles, const int *bt, const int *split,
             int G, int nh, int nkv, int bs, float scale_log2, int use_part) {
     constexpr int KS = HD + 8; /* padded row (bf16): conflict-free fragment loads */
-    constexpr int NK = HD / 16, NS = FA_KT / 8, NO = HD / 8;
+    constexpr int NK = HD / 16, NO = HD / 8;
+    constexpr int KW = DEC ? FA_KT / 4 : FA_KT; /* keys of a tile per warp */
+    constexpr int NS = KW / 8;
     extern __shared__ __align__(16) unsigned char fa_sm[];
     bf16 *Ks = (bf16 *)fa_sm; /* [2][FA_KT][KS] */
     bf16 *Vs = Ks + 2 * FA_KT * KS;
@@ -371,9 +373,10 @@ __global__ void __launch_bounds__(FA_THREADS)
     const int kbeg = sp * slen;
     const int kend = min(pos0 + cnt, kbeg + slen);
     const int tid = threadIdx.x, w = tid >> 5, lane = tid & 31, g = lane >> 2, qd = lane & 3;
-    const int r0 = w * 16 + g, r1 = r0 + 8;
+    const int rw = DEC ? 0 : w * 16, kw = DEC ? w * KW : 0;
+    const int r0 = rw + g, r1 = r0 + 8;
     const int lim0 = r0 < R ? pos0 + r0 / G : -1, lim1 = r1 < R ? pos0 + r1 / G : -1;
-    const int wlim = w * 16 < R ? pos0 + min(R - 1, w * 16 + 15) / G : -1; /* warp's last key */
+    const int wlim = rw < R ? pos0 + min(R - 1, rw + 15) / G : -1; /* warp's last key */
     /* Q fragments (A operand), straight from global memory */
     uint32_t qa[NK][4];
     {
@@ -427,7 +430,7 @@ __global__ void __launch_bounds__(FA_THREADS)
             asm volatile("cp.async.wait_group 0;\n" ::);
         }
         __syncthreads();
-        if (k0 <= wlim) {
+        if (k0 + kw <= wlim) {
             const bf16 *Kb = Ks + buf * FA_KT * KS, *Vb = Vs + buf * FA_KT * KS;
             float s[NS][4];
 #pragma unroll
@@ -436,7 +439,7 @@ __global__ void __launch_bounds__(FA_THREADS)
             for (int kk = 0; kk < NK; ++kk) {
 #pragma unroll
                 for (int n = 0; n < NS; ++n) {
-                    const bf16 *kr = Kb + (n * 8 + g) * KS + kk * 16 + 2 * qd;
+                    const bf16 *kr = Kb + (kw + n * 8 + g) * KS + kk * 16 + 2 * qd;
                     fa_mma(s[n], qa[kk], *(const uint32_t *)kr, *(const uint32_t *)(kr + 8));
                 }
             }
@@ -445,7 +448,7 @@ __global__ void __launch_bounds__(FA_THREADS)
             for (int n = 0; n < NS; ++n) {
 #pragma unroll
                 for (int e = 0; e < 4; ++e) {
-                    const int key = k0 + n * 8 + 2 * qd + (e & 1);
+                    const int key = k0 + kw + n * 8 + 2 * qd + (e & 1);
                     const int lim = e < 2 ? lim0 : lim1;
                     const float v = (key <= lim && key < kend) ? s[n][e] * scale_log2 : -INFINITY;
                     s[n][e] = v;
@@ -477,7 +480,7 @@ __global__ void __launch_bounds__(FA_THREADS)
 #pragma unroll
             for (int n = 0; n < NO; ++n) o[n][0] *= a0, o[n][1] *= a0, o[n][2] *= a1, o[n][3] *= a1;
 #pragma unroll
-            for (int kk = 0; kk < FA_KT / 16; ++kk) {
+            for (int kk = 0; kk < KW / 16; ++kk) {
                 uint32_t pa[4];
                 pa[0] = fa_pack(s[2 * kk][0], s[2 * kk][1]);
                 pa[1] = fa_pack(s[2 * kk][2], s[2 * kk][3]);
@@ -485,7 +488,7 @@ __global__ void __launch_bounds__(FA_THREADS)
                 pa[3] = fa_pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
 #pragma unroll
                 for (int dn = 0; dn < HD / 16; ++dn) {
-                    const bf16 *vr = Vb + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * KS +
+                    const bf16 *vr = Vb + (kw + kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * KS +
                                      dn * 16 + (lane >> 4) * 8;
                     const unsigned va = (unsigned)__cvta_generic_to_shared(vr);
                     uint32_t v0, v1, v2, v3;
@@ -504,6 +507,46 @@ __global__ void __launch_bounds__(FA_THREADS)
     l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
     l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
     l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    if (DEC) {
+        /* each warp covered a quarter of every key tile: combine the 4 partial (m, l, o) */
+        float *red = (float *)fa_sm; /* [4][16][HD] (the tiles are no longer needed) */
+        float *rml = red + 4 * 16 * HD;
+#pragma unroll
+        for (int n = 0; n < NO; ++n) {
+            *(float2 *)(red + (w * 16 + g) * HD + n * 8 + 2 * qd) = make_float2(o[n][0], o[n][1]);
+            *(float2 *)(red + (w * 16 + g + 8) * HD + n * 8 + 2 * qd) = make_float2(o[n][2], o[n][3]);
+        }
+        if (qd == 0) {
+            rml[(w * 16 + g) * 2] = m0, rml[(w * 16 + g) * 2 + 1] = l0;
+            rml[(w * 16 + g + 8) * 2] = m1, rml[(w * 16 + g + 8) * 2 + 1] = l1;
+        }
+        __syncthreads();
+        for (int i = tid; i < R * HD; i += FA_THREADS) {
+            const int r = i / HD, d = i % HD;
+            float M = -INFINITY;
+#pragma unroll
+            for (int ww = 0; ww < 4; ++ww) M = fmaxf(M, rml[(ww * 16 + r) * 2]);
+            float acc = 0.f, L = 0.f;
+            if (M != -INFINITY) {
+#pragma unroll
+                for (int ww = 0; ww < 4; ++ww) {
+                    const float f = exp2f(rml[(ww * 16 + r) * 2] - M);
+                    acc += f * red[(ww * 16 + r) * HD + d];
+                    L += f * rml[(ww * 16 + r) * 2 + 1];
+                }
+            }
+            const float ov = L > 0.f ? acc / L : 0.f;
+            const int t = r / G, head = kvh * G + r % G;
+            if (!use_part) {
+                out[(size_t)(tok0 + t) * nh * HD + head * HD + d] = __float2bfloat16(ov);
+            } else {
+                const size_t idx = ((size_t)(tok0 + t) * nh + head) * ATT_NSMAX + sp;
+                po[idx * HD + d] = ov;
+                if (d == 0) pml[idx * 2] = M * 0.69314718f, pml[idx * 2 + 1] = L;
+            }
+        }
+        return;
+    }
     const float i0 = l0 > 0.f ? 1.f / l0 : 0.f, i1 = l1 > 0.f ? 1.f / l1 : 0.f;
 #pragma unroll
     for (int h = 0; h < 2; ++h) {

@@ -110,7 +110,9 @@ struct rc_model {
     int graphs_on;
     cudaGraphExec_t graph[N_GRAPH_BUCKETS];
     int att_smem, att_smem_dec, fa_smem;
-    int fattn_on; /* tensor-core prefill attention (k_fattn) for steps that are not decode-only */
+    int fattn_on;  /* tensor-core prefill attention (k_fattn) for steps that are not decode-only */
+    int fattn_dec; /* decode-only steps: k_fattn<DEC> (warps split each key tile) instead of k_attn
+                    */
     int gemv_rw;
 };
 
@@ -328,6 +330,8 @@ extern "C" int rc_create(const rc_model_src *src, int device, float util, int ma
     if (g && g[0] == '0') m->graphs_on = 0;
     const char *fa = getenv("RAGD_CUDA_FATTN");
     m->fattn_on = !(fa && fa[0] == '0') && m->G <= FA_ROWS;
+    const char *fd = getenv("RAGD_CUDA_FATTN_DEC");
+    m->fattn_dec = !(fd && fd[0] == '0') && m->fattn_on && m->G <= 16;
     int rc = RAGD_OK;
 #define FAIL(code)                                                                                 \
     do {                                                                                           \
@@ -483,7 +487,10 @@ extern "C" int rc_create(const rc_model_src *src, int device, float util, int ma
                              m->att_smem));                                                        \
     CKF(cudaFuncSetAttribute(k_attn<HD, ATT_RMAX_DEC>,                                             \
                              cudaFuncAttributeMaxDynamicSharedMemorySize, m->att_smem_dec));       \
-    CKF(cudaFuncSetAttribute(k_fattn<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, m->fa_smem))
+    CKF(cudaFuncSetAttribute(k_fattn<HD, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,      \
+                             m->fa_smem));                                                         \
+    CKF(cudaFuncSetAttribute(k_fattn<HD, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,       \
+                             m->fa_smem))
         switch (hd) {
             case 16:
                 ATTR(16);
@@ -528,6 +535,7 @@ extern "C" void rc_set_graphs(rc_model *m, int on) {
 
 extern "C" void rc_set_flash_attn(rc_model *m, int on) {
     m->fattn_on = on && m->G <= FA_ROWS;
+    if (!m->fattn_on) m->fattn_dec = 0;
 }
 
 extern "C" int rc_kv_init(rc_model *m, int block_size, int n_blocks, char *msg) {
@@ -696,9 +704,14 @@ static int launch_attn(rc_model *m, const bf16 *kc, const bf16 *vc, int ntiles, 
     if (flash) {
         const float sl2 = scale * 1.4426950408889634f;
 #define FA(HD)                                                                                     \
-    k_fattn<HD><<<grid, FA_THREADS, m->fa_smem, m->st>>>(                                          \
-        m->q, kc, vc, m->att, m->po, m->pml, md + m->o_tile, md + m->o_bt, md + m->o_split, m->G,  \
-        m->nh, m->nkv, m->bs, sl2, use_part)
+    if (flash == 2)                                                                                \
+        k_fattn<HD, true><<<grid, FA_THREADS, m->fa_smem, m->st>>>(                                \
+            m->q, kc, vc, m->att, m->po, m->pml, md + m->o_tile, md + m->o_bt, md + m->o_split,    \
+            m->G, m->nh, m->nkv, m->bs, sl2, use_part);                                            \
+    else                                                                                           \
+        k_fattn<HD, false><<<grid, FA_THREADS, m->fa_smem, m->st>>>(                               \
+            m->q, kc, vc, m->att, m->po, m->pml, md + m->o_tile, md + m->o_bt, md + m->o_split,    \
+            m->G, m->nh, m->nkv, m->bs, sl2, use_part)
         switch (m->hd) {
             case 16:
                 FA(16);
@@ -836,7 +849,7 @@ extern "C" int rc_forward(rc_model *m, const ragd_batch *b, float *logits, ragd_
     for (int i = 0; i < S; ++i)
         if (b->seqs[i].n_new != 1 || b->seqs[i].want_all_logits) all_decode = 0;
     /* steps with prefill rows use the tensor-core kernel, with larger query tiles */
-    const int flash = m->fattn_on && !all_decode;
+    const int flash = all_decode ? (m->fattn_dec ? 2 : 0) : m->fattn_on;
     const int qt = flash ? m->qtf : m->qt;
     size_t bt_used = 0;
     for (int i = 0; i < S; ++i) {
@@ -945,7 +958,7 @@ extern "C" int rc_forward(rc_model *m, const ragd_batch *b, float *logits, ragd_
         if (!m->graph[gb]) {
             cudaGraph_t g;
             CK(cudaStreamBeginCapture(m->st, cudaStreamCaptureModeThreadLocal));
-            int rc = run_layers(m, Tr, ntr, ATT_NSMAX, 1, m->G <= ATT_RMAX_DEC, 0, msg);
+            int rc = run_layers(m, Tr, ntr, ATT_NSMAX, 1, m->G <= ATT_RMAX_DEC, flash, msg);
             cudaError_t e = cudaStreamEndCapture(m->st, &g);
             if (rc != RAGD_OK) {
                 if (e == cudaSuccess) cudaGraphDestroy(g);
@@ -1070,7 +1083,7 @@ extern "C" int rc_copy_bandwidth(int device, size_t bytes, double *gbps, char *m
 /* k_fattn vs k_attn on random data (bench: `cuda_bench attn-check`). */
 typedef struct ac_case {
     int hd, nh, nkv, bs, split, nseq, timing;
-    int past[4], nnew[4];
+    int past[6], nnew[6];
 } ac_case;
 
 typedef struct ac_bufs {
@@ -1091,8 +1104,8 @@ static void ac_fill(bf16 *h, size_t n, float amp, uint64_t *s) {
 }
 
 /* one launch of the old (flash = 0) or new kernel + the split reduce */
-static int ac_launch(const ac_case *c, ac_bufs *B, int flash, int ntiles, int nsplit, bf16 *o,
-                     int T, char *msg) {
+static int ac_launch(const ac_case *c, ac_bufs *B, int flash, int dec, int ntiles, int nsplit,
+                     bf16 *o, int T, char *msg) {
     const int G = c->nh / c->nkv, hd = c->hd;
     const int *tiles = B->meta, *split = B->meta + 4 * 4096, *bt = B->meta + 4 * 4096 + 2;
     dim3 grid(ntiles, c->nkv, nsplit);
@@ -1100,10 +1113,18 @@ static int ac_launch(const ac_case *c, ac_bufs *B, int flash, int ntiles, int ns
     const int up = nsplit > 1;
 #define AC(HD)                                                                                     \
     do {                                                                                           \
-        if (flash)                                                                                 \
-            k_fattn<HD><<<grid, FA_THREADS, fa_smem_bytes(HD)>>>(                                  \
+        if (flash && dec)                                                                          \
+            k_fattn<HD, true><<<grid, FA_THREADS, fa_smem_bytes(HD)>>>(                            \
                 B->q, B->kc, B->vc, o, B->po, B->pml, tiles, bt, split, G, c->nh, c->nkv, c->bs,   \
                 scale * 1.4426950408889634f, up);                                                  \
+        else if (flash)                                                                            \
+            k_fattn<HD, false><<<grid, FA_THREADS, fa_smem_bytes(HD)>>>(                           \
+                B->q, B->kc, B->vc, o, B->po, B->pml, tiles, bt, split, G, c->nh, c->nkv, c->bs,   \
+                scale * 1.4426950408889634f, up);                                                  \
+        else if (dec)                                                                              \
+            k_attn<HD, ATT_RMAX_DEC><<<grid, ATT_THREADS, att_smem_bytes(HD, ATT_RMAX_DEC)>>>(     \
+                B->q, B->kc, B->vc, o, B->po, B->pml, tiles, bt, split, G, c->nh, c->nkv, c->bs,   \
+                scale, up);                                                                        \
         else                                                                                       \
             k_attn<HD, ATT_RMAX><<<grid, ATT_THREADS, att_smem_bytes(HD, ATT_RMAX)>>>(             \
                 B->q, B->kc, B->vc, o, B->po, B->pml, tiles, bt, split, G, c->nh, c->nkv, c->bs,   \
@@ -1143,8 +1164,9 @@ static int ac_launch(const ac_case *c, ac_bufs *B, int flash, int ntiles, int ns
 static int ac_run(const ac_case *c, ac_bufs *B, char *msg) {
     const int G = c->nh / c->nkv, hd = c->hd;
     uint64_t rs = 0x1234567ull + (uint64_t)c->hd * 7919 + (uint64_t)c->nseq * 31;
-    int T = 0, maxend = 0, nblk = 0;
+    int T = 0, maxend = 0, nblk = 0, alldec = G <= ATT_RMAX_DEC;
     for (int i = 0; i < c->nseq; ++i) {
+        if (c->nnew[i] != 1) alldec = 0;
         const int end = c->past[i] + c->nnew[i];
         T += c->nnew[i];
         if (end > maxend) maxend = end;
@@ -1175,8 +1197,9 @@ static int ac_run(const ac_case *c, ac_bufs *B, char *msg) {
     ac_fill(hv, kvn, 1.f, &rs);
     {
         int nsplit = 1, slen = 1 << 30;
-        if (c->split && maxend > 2 * SPLIT_MIN_KEYS) {
-            nsplit = (maxend + SPLIT_MIN_KEYS - 1) / SPLIT_MIN_KEYS;
+        const int mink = alldec ? ATT_KT : SPLIT_MIN_KEYS; /* as rc_forward */
+        if (c->split && maxend > 2 * mink) {
+            nsplit = (maxend + mink - 1) / mink;
             if (nsplit > ATT_NSMAX) nsplit = ATT_NSMAX;
             slen = (maxend + nsplit - 1) / nsplit;
             slen = (slen + ATT_KT - 1) / ATT_KT * ATT_KT;
@@ -1213,7 +1236,7 @@ static int ac_run(const ac_case *c, ac_bufs *B, char *msg) {
             }
             bf16 *o = flash ? B->o_new : B->o_old;
             ACK(cudaMemset(o, 0xff, qn * 2)); /* NaN: rows the kernel misses show up */
-            ACALL(ac_launch(c, B, flash, nt, nsplit, o, T, msg));
+            ACALL(ac_launch(c, B, flash, alldec, nt, nsplit, o, T, msg));
             ACK(cudaDeviceSynchronize());
             if (c->timing) {
                 cudaEvent_t e0, e1;
@@ -1221,7 +1244,8 @@ static int ac_run(const ac_case *c, ac_bufs *B, char *msg) {
                 ACK(cudaEventCreate(&e1));
                 const int reps = 10;
                 cudaEventRecord(e0);
-                for (int r = 0; r < reps; ++r) ACALL(ac_launch(c, B, flash, nt, nsplit, o, T, msg));
+                for (int r = 0; r < reps; ++r)
+                    ACALL(ac_launch(c, B, flash, alldec, nt, nsplit, o, T, msg));
                 cudaEventRecord(e1);
                 ACK(cudaEventSynchronize(e1));
                 float ms = 0.f;
@@ -1254,9 +1278,11 @@ static int ac_run(const ac_case *c, ac_bufs *B, char *msg) {
                ok ? "ok" : "FAIL");
         if (c->timing)
             printf("attn-check timing: k_attn %.3f ms, k_fattn %.3f ms per layer (%.1fx); x%d "
-                   "layers-equivalent 28: %.1f vs %.1f ms\n",
+                   "layers: %.1f vs %.1f ms (%s)\n",
                    t_ms[0], t_ms[1], t_ms[1] > 0 ? t_ms[0] / t_ms[1] : 0.0, 28, 28 * t_ms[0],
-                   28 * t_ms[1]);
+                   28 * t_ms[1],
+                   alldec ? "decode: k_attn<8 rows> vs k_fattn<DEC>, split + reduce included"
+                          : "prefill");
         if (!ok) {
             msgf(msg, "attn-check: k_fattn differs from k_attn beyond bf16 tolerance");
             rc = RAGD_EINTERNAL;
@@ -1273,6 +1299,9 @@ extern "C" int rc_attn_check(int device, char *msg) {
     CK(cudaSetDevice(device));
     static const ac_case cases[] = {
         {128, 28, 4, 16, 0, 1, 1, {0}, {2048}},
+        {128, 28, 4, 16, 1, 5, 1, {2047, 2100, 1999, 2300, 2200}, {1, 1, 1, 1, 1}},
+        {128, 28, 4, 16, 0, 3, 0, {0, 63, 700}, {1, 1, 1}},
+        {16, 4, 2, 16, 1, 2, 0, {900, 333}, {1, 1}},
         {128, 28, 4, 16, 0, 4, 0, {0, 37, 500, 1000}, {100, 203, 77, 1}},
         {128, 28, 4, 16, 1, 4, 0, {0, 37, 500, 1000}, {100, 203, 77, 1}},
         {128, 28, 4, 16, 0, 2, 0, {1536, 0}, {512, 333}},
@@ -1300,8 +1329,13 @@ extern "C" int rc_attn_check(int device, char *msg) {
     }
 #define AC_ATTR(HD)                                                                                \
     if (rc == RAGD_OK &&                                                                           \
-        (cudaFuncSetAttribute(k_fattn<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,            \
+        (cudaFuncSetAttribute(k_fattn<HD, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,     \
                               (int)fa_smem_bytes(HD)) != cudaSuccess ||                            \
+         cudaFuncSetAttribute(k_fattn<HD, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,      \
+                              (int)fa_smem_bytes(HD)) != cudaSuccess ||                            \
+         cudaFuncSetAttribute(k_attn<HD, ATT_RMAX_DEC>,                                            \
+                              cudaFuncAttributeMaxDynamicSharedMemorySize,                         \
+                              (int)att_smem_bytes(HD, ATT_RMAX_DEC)) != cudaSuccess ||             \
          cudaFuncSetAttribute(k_attn<HD, ATT_RMAX>, cudaFuncAttributeMaxDynamicSharedMemorySize,   \
                               (int)att_smem_bytes(HD, ATT_RMAX)) != cudaSuccess)) {                \
         msgf(msg, "attn-check: cudaFuncSetAttribute failed");                                      \
