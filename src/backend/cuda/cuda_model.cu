@@ -64,8 +64,10 @@ struct gemm_plan {
     cublasLtMatmulAlgo_t algo;
 };
 
-#define N_GRAPH_BUCKETS 10
-static const int k_buckets[N_GRAPH_BUCKETS] = {1, 2, 4, 8, 16, 32, 64, 128, 192, 256};
+#define N_GRAPH_BUCKETS 14
+/* 3, 5, 6, 7: small batches pad less (the skinny GEMM's cost grows with M);
+ * RAGD_CUDA_GRAPH_FINE=0 skips them */
+static const int k_buckets[N_GRAPH_BUCKETS] = {1, 2, 3, 4, 5, 6, 7, 8, 16, 32, 64, 128, 192, 256};
 #define SPLIT_MAX_T     256 /* split the key range only for steps of at most this many tokens */
 #define SPLIT_MIN_KEYS  128 /* keys per partition, at least */
 #define LOGIT_CHUNK_MIN 64
@@ -114,6 +116,8 @@ struct rc_model {
     int fattn_dec; /* decode-only steps: k_fattn<DEC> (warps split each key tile) instead of k_attn
                     */
     int gemv_rw;
+    int graph_fine; /* graph buckets 3, 5, 6, 7 in use (RAGD_CUDA_GRAPH_FINE=0: off) */
+    int gemv_maxm;  /* M <= gemv_maxm: k_gemv, else cuBLASLt (RAGD_CUDA_GEMV_MAXM, default 1) */
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -326,6 +330,12 @@ extern "C" int rc_create(const rc_model_src *src, int device, float util, int ma
     m->gemv_rw = 4;
     const char *rw = getenv("RAGD_CUDA_GEMV_RW");
     if (rw && atoi(rw) >= 1) m->gemv_rw = atoi(rw);
+    m->gemv_maxm = 1; /* cuBLASLt measured faster from M = 2 (H200: batch 2/4/5/8 decode 12-26%
+                       * faster than k_gemv, batch 3 equal); batch 1 stays on k_gemv */
+    const char *gf = getenv("RAGD_CUDA_GRAPH_FINE");
+    m->graph_fine = !(gf && gf[0] == '0');
+    const char *gm = getenv("RAGD_CUDA_GEMV_MAXM");
+    if (gm && atoi(gm) >= 0 && atoi(gm) <= 8) m->gemv_maxm = atoi(gm);
     const char *g = getenv("RAGD_CUDA_GRAPHS");
     if (g && g[0] == '0') m->graphs_on = 0;
     const char *fa = getenv("RAGD_CUDA_FATTN");
@@ -659,7 +669,7 @@ static int gemm_plan_get(rc_model *m, int M, int N, int K, int f32, gemm_plan **
 
 static int gemm(rc_model *m, const bf16 *X, const bf16 *W, void *Y, int M, int N, int K, int f32,
                 char *msg) {
-    if (M <= 8) {
+    if (M <= m->gemv_maxm) {
         /* rows per block: 1 for M <= 2 (most bytes in flight), more for larger M to reuse X;
          * capped by RAGD_CUDA_GEMV_RW (tuning knob) */
 #define GV1(MM, RW)                                                                                \
@@ -825,9 +835,12 @@ static uint64_t splitmix64(uint64_t x) {
     return x ^ (x >> 31);
 }
 
-static int bucket_of(int S) {
-    for (int i = 0; i < N_GRAPH_BUCKETS; ++i)
-        if (k_buckets[i] >= S) return i;
+static int bucket_of(const rc_model *m, int S) {
+    for (int i = 0; i < N_GRAPH_BUCKETS; ++i) {
+        const int b = k_buckets[i];
+        if (!m->graph_fine && (b == 3 || (b > 4 && b < 8))) continue;
+        if (b >= S) return i;
+    }
     return -1;
 }
 
@@ -933,7 +946,7 @@ extern "C" int rc_forward(rc_model *m, const ragd_batch *b, float *logits, ragd_
     }
     int gb = -1;
     if (m->graphs_on && all_decode) {
-        gb = bucket_of(S);
+        gb = bucket_of(m, S);
         if (gb >= 0 && (k_buckets[gb] > m->part_tmax || k_buckets[gb] > m->Tmax)) gb = -1;
     }
     int Tr = T, ntr = ntiles;
