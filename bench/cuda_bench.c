@@ -1,6 +1,8 @@
 /* cuda_bench.c - correctness checks and benchmarks of the CUDA backend on the device machine.
  *
  *   cuda_bench golden <model_dir> <golden.json>     bf16-tolerance check against transformers f32
+ *   cuda_bench attn-check                           tensor-core prefill attention (k_fattn) vs
+ *                                                   the CUDA-core k_attn on random data + timing
  *                                                   (+ chunked prefill, batched = alone, sampling)
  *   cuda_bench decode <model_dir> [batch] [ctx] [steps]   decode tok/s vs copy-bandwidth roofline
  *   cuda_bench suite <model_dir>                    decode at batch 1/8/64/256 + seed 5x4 + 64/256
@@ -685,7 +687,7 @@ static int cmd_cpu_vs_cuda(const char *dir, int n, int len) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 3) {
+    if (argc < 2 || (argc < 3 && strcmp(argv[1], "attn-check"))) {
         fprintf(stderr, "usage: cuda_bench golden|decode|seed <model_dir> ...\n");
         return 2;
     }
@@ -694,7 +696,11 @@ int main(int argc, char **argv) {
         return 1;
     }
     int rc;
-    if (!strcmp(argv[1], "golden") && argc >= 4)
+    if (!strcmp(argv[1], "attn-check")) {
+        char msg[RC_MSG] = "";
+        rc = rc_attn_check(0, msg) != 0;
+        printf("RESULT attn-check: %s%s%s\n", rc ? "FAIL" : "PASS", msg[0] ? " - " : "", msg);
+    } else if (!strcmp(argv[1], "golden") && argc >= 4)
         rc = cmd_golden(argv[2], argv[3]);
     else if (!strcmp(argv[1], "decode"))
         rc = cmd_decode(argv[2], argc > 3 ? atoi(argv[3]) : 1, argc > 4 ? atoi(argv[4]) : 128,

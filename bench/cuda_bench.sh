@@ -9,7 +9,8 @@
 #   5. the seed workload through `ragd serve --device cuda` + `ragd loadtest` (5 users x 4 loops,
 #      2048-token prompts, 256 output tokens, ignore_eos) and 64 / 256 users x 512-token prompts,
 #   6. transformers on the same model and GPU (batch-1 decode, static batches of 5).
-# Usage: bench/cuda_bench.sh [shared_dir] [out_dir]     (env: BIN=dir with cuda_bench, MODEL=dir)
+# Usage: bench/cuda_bench.sh [shared_dir] [out_dir]     (env: BIN=dir with cuda_bench, MODEL=dir;
+#        SKIP_HF=1 skips step 6; SERVE_AB=VAR=VALUE repeats the served seed workload with that setting)
 set -uo pipefail
 SHARED=${1:-${RAGD_SHARED:-../shared}}
 OUTD=${2:-${OUT:-/tmp/cuda_bench_out}}
@@ -82,11 +83,22 @@ PY
         echo "serve did not come up:"; tail -5 "$OUTD/serve.log"
     fi
     kill $SPID 2>/dev/null; wait $SPID 2>/dev/null
+    if [ -n "${SERVE_AB:-}" ]; then # the seed workload again with another setting, e.g. RAGD_CUDA_FATTN=0
+        rm -f "$OUTD/port"
+        env "$SERVE_AB" "$BIN/ragd" serve --model "$MODEL" --device cuda --port 0 --port-file "$OUTD/port" \
+            --max-num-seqs 256 --max-num-batched-tokens 4096 >"$OUTD/serve_old.log" 2>&1 &
+        SPID=$!
+        for _ in $(seq 240); do [ -s "$OUTD/port" ] && curl -sf -o /dev/null "http://127.0.0.1:$(cat "$OUTD/port")/health" && break; sleep 0.5; done
+        URL="http://127.0.0.1:$(cat "$OUTD/port" 2>/dev/null)/v1/completions"
+        lt warmup_old 5 1 2048 >/dev/null
+        lt "seed_5x4_2048_$SERVE_AB" 5 4 2048 | tee -a "$OUTD/serve_summary.txt"
+        kill $SPID 2>/dev/null; wait $SPID 2>/dev/null
+    fi
     cp "$LTD/seed_5x4_2048.out" "$OUTD/" 2>/dev/null
 fi
-python3 "$ROOT/bench/hf_bench.py" "$MODEL" --rounds 1 2>&1 | tee "$OUTD/hf.log" | grep "^HF"
+[ -n "${SKIP_HF:-}" ] || python3 "$ROOT/bench/hf_bench.py" "$MODEL" --rounds 1 2>&1 | tee "$OUTD/hf.log" | grep "^HF"
 echo "== summary"
 grep -E "^golden:|^batched|^sampling|RESULT" "$OUTD/golden.log"
 grep -E "DECODE|PREFILL|SEED|bandwidth" "$OUTD/suite.log"
-grep "^HF" "$OUTD/hf.log"
+grep "^HF" "$OUTD/hf.log" 2>/dev/null
 cat "$OUTD/serve_summary.txt" 2>/dev/null

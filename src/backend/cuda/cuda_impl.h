@@ -48,6 +48,13 @@ int rc_forward(rc_model *m, const ragd_batch *b, float *logits, ragd_sample_out 
 int rc_copy_blocks(rc_model *m, const int32_t *src, const int32_t *dst, int n, char *msg);
 /* Disable / enable CUDA graphs for decode steps (default on; RAGD_CUDA_GRAPHS=0 disables). */
 void rc_set_graphs(rc_model *m, int on);
+/* Tensor-core prefill attention (k_fattn) for steps with prefill rows (default on;
+ * RAGD_CUDA_FATTN=0 disables): off = the CUDA-core k_attn for every step. */
+void rc_set_flash_attn(rc_model *m, int on);
+/* Kernel-level check of k_fattn against k_attn on random data (several shapes: GQA, partial
+ * tiles, n_past > 0, several sequences, split-K); prints one line per case to stdout and the
+ * prefill timing of both; fails with RAGD_EINTERNAL when the error exceeds bf16 tolerance. */
+int rc_attn_check(int device, char *msg);
 
 /* Benchmark helpers: device-to-device copy bandwidth (GB/s counting bytes read + written) over
  * `bytes`, and a one-line device description. */

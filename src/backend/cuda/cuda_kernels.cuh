@@ -324,6 +324,258 @@ __global__ void __launch_bounds__(ATT_THREADS)
     }
 }
 
+/* Tensor-core flash attention for prefill / chunked prefill (mma.sync m16n8k16 bf16, f32
+ * accumulate). Same block mapping and tile list format as k_attn: one block = one query tile
+ * (cnt consecutive new tokens of one sequence, cnt * G <= FA_ROWS rows, row r = token r / G,
+ * head kvh * G + r % G) x one KV head x one split. 4 warps of 16 rows each; keys stream through
+ * shared memory in tiles of FA_KT (K and V, double-buffered with cp.async, rows looked up
+ * through the block table); S = Q K^T and O += P V on the tensor cores, online softmax in
+ * registers (base 2). Partials (use_part) are written in k_attn's format (max in natural units). */
+#define FA_ROWS 64
+#define FA_KT 64
+#define FA_THREADS 128
+
+static __host__ __device__ inline size_t fa_smem_bytes(int hd) {
+    return (size_t)4 * FA_KT * (hd + 8) * sizeof(bf16);
+}
+
+__device__ __forceinline__ void fa_mma(float *c, const uint32_t *a, uint32_t b0, uint32_t b1) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
+                 "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t fa_pack(float lo, float hi) {
+    bf162 v = __floats2bfloat162_rn(lo, hi);
+    return *(uint32_t *)&v;
+}
+
+template <int HD, bool DEC>
+__global__ void __launch_bounds__(FA_THREADS)
+    k_fattn(const bf16 *__restrict__ q, const bf16 *__restrict__ kc, const bf16 *__restrict__ vc,
+            bf16 *out, float *po, float *pml, const int *tiles, const int *bt, const int *split,
+            int G, int nh, int nkv, int bs, float scale_log2, int use_part) {
+    constexpr int KS = HD + 8; /* padded row (bf16): conflict-free fragment loads */
+    constexpr int NK = HD / 16, NO = HD / 8;
+    constexpr int KW = DEC ? FA_KT / 4 : FA_KT; /* keys of a tile per warp */
+    constexpr int NS = KW / 8;
+    extern __shared__ __align__(16) unsigned char fa_sm[];
+    bf16 *Ks = (bf16 *)fa_sm; /* [2][FA_KT][KS] */
+    bf16 *Vs = Ks + 2 * FA_KT * KS;
+    const int tile = blockIdx.x, kvh = blockIdx.y, sp = blockIdx.z;
+    const int tok0 = tiles[tile * 4], cnt = tiles[tile * 4 + 1], pos0 = tiles[tile * 4 + 2];
+    const int *btab = bt + tiles[tile * 4 + 3];
+    if (cnt <= 0) return;
+    const int nsplit = split[0], slen = split[1];
+    if (sp >= nsplit) return;
+    const int R = cnt * G;
+    const int kbeg = sp * slen;
+    const int kend = min(pos0 + cnt, kbeg + slen);
+    const int tid = threadIdx.x, w = tid >> 5, lane = tid & 31, g = lane >> 2, qd = lane & 3;
+    const int rw = DEC ? 0 : w * 16, kw = DEC ? w * KW : 0;
+    const int r0 = rw + g, r1 = r0 + 8;
+    const int lim0 = r0 < R ? pos0 + r0 / G : -1, lim1 = r1 < R ? pos0 + r1 / G : -1;
+    const int wlim = rw < R ? pos0 + min(R - 1, rw + 15) / G : -1; /* warp's last key */
+    /* Q fragments (A operand), straight from global memory */
+    uint32_t qa[NK][4];
+    {
+        const bf16 *q0 = r0 < R ? q + (size_t)(tok0 + r0 / G) * nh * HD + (kvh * G + r0 % G) * HD
+                                : NULL;
+        const bf16 *q1 = r1 < R ? q + (size_t)(tok0 + r1 / G) * nh * HD + (kvh * G + r1 % G) * HD
+                                : NULL;
+#pragma unroll
+        for (int kk = 0; kk < NK; ++kk) {
+            const int c = kk * 16 + 2 * qd;
+            qa[kk][0] = q0 ? *(const uint32_t *)(q0 + c) : 0u;
+            qa[kk][1] = q1 ? *(const uint32_t *)(q1 + c) : 0u;
+            qa[kk][2] = q0 ? *(const uint32_t *)(q0 + c + 8) : 0u;
+            qa[kk][3] = q1 ? *(const uint32_t *)(q1 + c + 8) : 0u;
+        }
+    }
+    float o[NO][4];
+#pragma unroll
+    for (int n = 0; n < NO; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
+    const int ntile = kend > kbeg ? (kend - kbeg + FA_KT - 1) / FA_KT : 0;
+    auto load = [&](int buf, int k0) {
+        constexpr int NLD = FA_KT * (HD / 8) / FA_THREADS;
+#pragma unroll
+        for (int ci = 0; ci < NLD; ++ci) {
+            const int c = tid + ci * FA_THREADS;
+            const int j = c / (HD / 8), d8 = (c % (HD / 8)) * 8, kp = k0 + j;
+            size_t off = 0;
+            int nbytes = 0;
+            if (kp < kend) {
+                const size_t slot = (size_t)btab[kp / bs] * bs + kp % bs;
+                off = (slot * nkv + kvh) * HD + d8;
+                nbytes = 16;
+            }
+            const unsigned ks = (unsigned)__cvta_generic_to_shared(Ks + (buf * FA_KT + j) * KS + d8);
+            const unsigned vs = (unsigned)__cvta_generic_to_shared(Vs + (buf * FA_KT + j) * KS + d8);
+            asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(ks), "l"(kc + off),
+                         "r"(nbytes));
+            asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(vs), "l"(vc + off),
+                         "r"(nbytes));
+        }
+        asm volatile("cp.async.commit_group;\n" ::);
+    };
+    if (ntile > 0) load(0, kbeg);
+    for (int it = 0; it < ntile; ++it) {
+        const int k0 = kbeg + it * FA_KT, buf = it & 1;
+        if (it + 1 < ntile) {
+            load(buf ^ 1, k0 + FA_KT);
+            asm volatile("cp.async.wait_group 1;\n" ::);
+        } else {
+            asm volatile("cp.async.wait_group 0;\n" ::);
+        }
+        __syncthreads();
+        if (k0 + kw <= wlim) {
+            const bf16 *Kb = Ks + buf * FA_KT * KS, *Vb = Vs + buf * FA_KT * KS;
+            float s[NS][4];
+#pragma unroll
+            for (int n = 0; n < NS; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+#pragma unroll
+            for (int kk = 0; kk < NK; ++kk) {
+#pragma unroll
+                for (int n = 0; n < NS; ++n) {
+                    const bf16 *kr = Kb + (kw + n * 8 + g) * KS + kk * 16 + 2 * qd;
+                    fa_mma(s[n], qa[kk], *(const uint32_t *)kr, *(const uint32_t *)(kr + 8));
+                }
+            }
+            float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+            for (int n = 0; n < NS; ++n) {
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const int key = k0 + kw + n * 8 + 2 * qd + (e & 1);
+                    const int lim = e < 2 ? lim0 : lim1;
+                    const float v = (key <= lim && key < kend) ? s[n][e] * scale_log2 : -INFINITY;
+                    s[n][e] = v;
+                }
+                mx0 = fmaxf(mx0, fmaxf(s[n][0], s[n][1]));
+                mx1 = fmaxf(mx1, fmaxf(s[n][2], s[n][3]));
+            }
+            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+            const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+            const float a0 = mn0 == -INFINITY ? 1.f : exp2f(m0 - mn0);
+            const float a1 = mn1 == -INFINITY ? 1.f : exp2f(m1 - mn1);
+            const float b0 = mn0 == -INFINITY ? 0.f : mn0, b1 = mn1 == -INFINITY ? 0.f : mn1;
+            m0 = mn0, m1 = mn1;
+            float ps0 = 0.f, ps1 = 0.f;
+#pragma unroll
+            for (int n = 0; n < NS; ++n) {
+                s[n][0] = exp2f(s[n][0] - b0);
+                s[n][1] = exp2f(s[n][1] - b0);
+                s[n][2] = exp2f(s[n][2] - b1);
+                s[n][3] = exp2f(s[n][3] - b1);
+                ps0 += s[n][0] + s[n][1];
+                ps1 += s[n][2] + s[n][3];
+            }
+            l0 = l0 * a0 + ps0;
+            l1 = l1 * a1 + ps1;
+#pragma unroll
+            for (int n = 0; n < NO; ++n) o[n][0] *= a0, o[n][1] *= a0, o[n][2] *= a1, o[n][3] *= a1;
+#pragma unroll
+            for (int kk = 0; kk < KW / 16; ++kk) {
+                uint32_t pa[4];
+                pa[0] = fa_pack(s[2 * kk][0], s[2 * kk][1]);
+                pa[1] = fa_pack(s[2 * kk][2], s[2 * kk][3]);
+                pa[2] = fa_pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+                pa[3] = fa_pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+#pragma unroll
+                for (int dn = 0; dn < HD / 16; ++dn) {
+                    const bf16 *vr = Vb + (kw + kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * KS +
+                                     dn * 16 + (lane >> 4) * 8;
+                    const unsigned va = (unsigned)__cvta_generic_to_shared(vr);
+                    uint32_t v0, v1, v2, v3;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, "
+                                 "[%4];\n"
+                                 : "=r"(v0), "=r"(v1), "=r"(v2), "=r"(v3)
+                                 : "r"(va));
+                    fa_mma(o[2 * dn], pa, v0, v1);
+                    fa_mma(o[2 * dn + 1], pa, v2, v3);
+                }
+            }
+        }
+        __syncthreads();
+    }
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    if (DEC) {
+        /* each warp covered a quarter of every key tile: combine the 4 partial (m, l, o) */
+        float *red = (float *)fa_sm; /* [4][16][HD] (the tiles are no longer needed) */
+        float *rml = red + 4 * 16 * HD;
+#pragma unroll
+        for (int n = 0; n < NO; ++n) {
+            *(float2 *)(red + (w * 16 + g) * HD + n * 8 + 2 * qd) = make_float2(o[n][0], o[n][1]);
+            *(float2 *)(red + (w * 16 + g + 8) * HD + n * 8 + 2 * qd) = make_float2(o[n][2], o[n][3]);
+        }
+        if (qd == 0) {
+            rml[(w * 16 + g) * 2] = m0, rml[(w * 16 + g) * 2 + 1] = l0;
+            rml[(w * 16 + g + 8) * 2] = m1, rml[(w * 16 + g + 8) * 2 + 1] = l1;
+        }
+        __syncthreads();
+        for (int i = tid; i < R * HD; i += FA_THREADS) {
+            const int r = i / HD, d = i % HD;
+            float M = -INFINITY;
+#pragma unroll
+            for (int ww = 0; ww < 4; ++ww) M = fmaxf(M, rml[(ww * 16 + r) * 2]);
+            float acc = 0.f, L = 0.f;
+            if (M != -INFINITY) {
+#pragma unroll
+                for (int ww = 0; ww < 4; ++ww) {
+                    const float f = exp2f(rml[(ww * 16 + r) * 2] - M);
+                    acc += f * red[(ww * 16 + r) * HD + d];
+                    L += f * rml[(ww * 16 + r) * 2 + 1];
+                }
+            }
+            const float ov = L > 0.f ? acc / L : 0.f;
+            const int t = r / G, head = kvh * G + r % G;
+            if (!use_part) {
+                out[(size_t)(tok0 + t) * nh * HD + head * HD + d] = __float2bfloat16(ov);
+            } else {
+                const size_t idx = ((size_t)(tok0 + t) * nh + head) * ATT_NSMAX + sp;
+                po[idx * HD + d] = ov;
+                if (d == 0) pml[idx * 2] = M * 0.69314718f, pml[idx * 2 + 1] = L;
+            }
+        }
+        return;
+    }
+    const float i0 = l0 > 0.f ? 1.f / l0 : 0.f, i1 = l1 > 0.f ? 1.f / l1 : 0.f;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        const int r = h ? r1 : r0;
+        if (r >= R) continue;
+        const float inv = h ? i1 : i0;
+        const int t = r / G, head = kvh * G + r % G;
+        if (!use_part) {
+            bf16 *orow = out + (size_t)(tok0 + t) * nh * HD + head * HD;
+#pragma unroll
+            for (int n = 0; n < NO; ++n)
+                *(bf162 *)(orow + n * 8 + 2 * qd) =
+                    __floats2bfloat162_rn(o[n][2 * h] * inv, o[n][2 * h + 1] * inv);
+        } else {
+            const size_t idx = ((size_t)(tok0 + t) * nh + head) * ATT_NSMAX + sp;
+            float *prow = po + idx * HD;
+#pragma unroll
+            for (int n = 0; n < NO; ++n)
+                *(float2 *)(prow + n * 8 + 2 * qd) =
+                    make_float2(o[n][2 * h] * inv, o[n][2 * h + 1] * inv);
+            if (qd == 0) {
+                const float mm = h ? m1 : m0, ll = h ? l1 : l0;
+                pml[idx * 2] = mm * 0.69314718f; /* back to natural-log units */
+                pml[idx * 2 + 1] = ll;
+            }
+        }
+    }
+}
+
 /* Combine split partials. grid = (T, nh), block = HD. */
 template <int HD>
 __global__ void k_attn_reduce(const float *po, const float *pml, const int *split, bf16 *out, int nh) {

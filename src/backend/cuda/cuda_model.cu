@@ -64,8 +64,10 @@ struct gemm_plan {
     cublasLtMatmulAlgo_t algo;
 };
 
-#define N_GRAPH_BUCKETS 10
-static const int k_buckets[N_GRAPH_BUCKETS] = {1, 2, 4, 8, 16, 32, 64, 128, 192, 256};
+#define N_GRAPH_BUCKETS 14
+/* 3, 5, 6, 7: small batches pad less (the skinny GEMM's cost grows with M);
+ * RAGD_CUDA_GRAPH_FINE=0 skips them */
+static const int k_buckets[N_GRAPH_BUCKETS] = {1, 2, 3, 4, 5, 6, 7, 8, 16, 32, 64, 128, 192, 256};
 #define SPLIT_MAX_T     256 /* split the key range only for steps of at most this many tokens */
 #define SPLIT_MIN_KEYS  128 /* keys per partition, at least */
 #define LOGIT_CHUNK_MIN 64
@@ -81,7 +83,7 @@ struct rc_model {
     bf16 *embed, *lm_head;
     float *fnorm;
     float2 *rope;
-    int H, nh, nkv, hd, ffn, V, qkvw, G, qt;
+    int H, nh, nkv, hd, ffn, V, qkvw, G, qt, qtf;
     /* scratch */
     int Tmax, Smax, LCH;
     float *h;
@@ -109,8 +111,13 @@ struct rc_model {
     /* graphs */
     int graphs_on;
     cudaGraphExec_t graph[N_GRAPH_BUCKETS];
-    int att_smem, att_smem_dec;
+    int att_smem, att_smem_dec, fa_smem;
+    int fattn_on;  /* tensor-core prefill attention (k_fattn) for steps that are not decode-only */
+    int fattn_dec; /* decode-only steps: k_fattn<DEC> (warps split each key tile) instead of k_attn
+                    */
     int gemv_rw;
+    int graph_fine; /* graph buckets 3, 5, 6, 7 in use (RAGD_CUDA_GRAPH_FINE=0: off) */
+    int gemv_maxm;  /* M <= gemv_maxm: k_gemv, else cuBLASLt (RAGD_CUDA_GEMV_MAXM, default 1) */
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -311,6 +318,7 @@ extern "C" int rc_create(const rc_model_src *src, int device, float util, int ma
     m->qkvw = (m->nh + 2 * m->nkv) * hd;
     m->G = m->nh / m->nkv;
     m->qt = ATT_RMAX / m->G;
+    m->qtf = FA_ROWS / m->G;
     m->Smax = max_seqs > 0 ? max_seqs : 256;
     m->Tmax = max_tokens > 0 ? max_tokens : 4096;
     if (m->Tmax < m->Smax) m->Tmax = m->Smax;
@@ -322,8 +330,18 @@ extern "C" int rc_create(const rc_model_src *src, int device, float util, int ma
     m->gemv_rw = 4;
     const char *rw = getenv("RAGD_CUDA_GEMV_RW");
     if (rw && atoi(rw) >= 1) m->gemv_rw = atoi(rw);
+    m->gemv_maxm = 1; /* cuBLASLt measured faster from M = 2 (H200: batch 2/4/5/8 decode 12-26%
+                       * faster than k_gemv, batch 3 equal); batch 1 stays on k_gemv */
+    const char *gf = getenv("RAGD_CUDA_GRAPH_FINE");
+    m->graph_fine = !(gf && gf[0] == '0');
+    const char *gm = getenv("RAGD_CUDA_GEMV_MAXM");
+    if (gm && atoi(gm) >= 0 && atoi(gm) <= 8) m->gemv_maxm = atoi(gm);
     const char *g = getenv("RAGD_CUDA_GRAPHS");
     if (g && g[0] == '0') m->graphs_on = 0;
+    const char *fa = getenv("RAGD_CUDA_FATTN");
+    m->fattn_on = !(fa && fa[0] == '0') && m->G <= FA_ROWS;
+    const char *fd = getenv("RAGD_CUDA_FATTN_DEC");
+    m->fattn_dec = !(fd && fd[0] == '0') && m->fattn_on && m->G <= 16;
     int rc = RAGD_OK;
 #define FAIL(code)                                                                                 \
     do {                                                                                           \
@@ -473,11 +491,16 @@ extern "C" int rc_create(const rc_model_src *src, int device, float util, int ma
         CKF(cudaMallocHost((void **)&m->hist_h, m->hist_cap * sizeof(int)));
         m->att_smem = (int)att_smem_bytes(hd, ATT_RMAX);
         m->att_smem_dec = (int)att_smem_bytes(hd, ATT_RMAX_DEC);
+        m->fa_smem = (int)fa_smem_bytes(hd);
 #define ATTR(HD)                                                                                   \
     CKF(cudaFuncSetAttribute(k_attn<HD, ATT_RMAX>, cudaFuncAttributeMaxDynamicSharedMemorySize,    \
                              m->att_smem));                                                        \
     CKF(cudaFuncSetAttribute(k_attn<HD, ATT_RMAX_DEC>,                                             \
-                             cudaFuncAttributeMaxDynamicSharedMemorySize, m->att_smem_dec))
+                             cudaFuncAttributeMaxDynamicSharedMemorySize, m->att_smem_dec));       \
+    CKF(cudaFuncSetAttribute(k_fattn<HD, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,      \
+                             m->fa_smem));                                                         \
+    CKF(cudaFuncSetAttribute(k_fattn<HD, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,       \
+                             m->fa_smem))
         switch (hd) {
             case 16:
                 ATTR(16);
@@ -518,6 +541,11 @@ extern "C" size_t rc_kv_budget(const rc_model *m) {
 
 extern "C" void rc_set_graphs(rc_model *m, int on) {
     m->graphs_on = on;
+}
+
+extern "C" void rc_set_flash_attn(rc_model *m, int on) {
+    m->fattn_on = on && m->G <= FA_ROWS;
+    if (!m->fattn_on) m->fattn_dec = 0;
 }
 
 extern "C" int rc_kv_init(rc_model *m, int block_size, int n_blocks, char *msg) {
@@ -641,7 +669,7 @@ static int gemm_plan_get(rc_model *m, int M, int N, int K, int f32, gemm_plan **
 
 static int gemm(rc_model *m, const bf16 *X, const bf16 *W, void *Y, int M, int N, int K, int f32,
                 char *msg) {
-    if (M <= 8) {
+    if (M <= m->gemv_maxm) {
         /* rows per block: 1 for M <= 2 (most bytes in flight), more for larger M to reuse X;
          * capped by RAGD_CUDA_GEMV_RW (tuning knob) */
 #define GV1(MM, RW)                                                                                \
@@ -679,10 +707,39 @@ static int gemm(rc_model *m, const bf16 *X, const bf16 *W, void *Y, int M, int N
 
 /* ------------------------------------------------------------------------------------------ */
 static int launch_attn(rc_model *m, const bf16 *kc, const bf16 *vc, int ntiles, int nsplit_grid,
-                       int use_part, int dec, char *msg) {
+                       int use_part, int dec, int flash, char *msg) {
     const int *md = m->meta_d;
     dim3 grid(ntiles, m->nkv, nsplit_grid);
     const float scale = 1.f / sqrtf((float)m->hd);
+    if (flash) {
+        const float sl2 = scale * 1.4426950408889634f;
+#define FA(HD)                                                                                     \
+    if (flash == 2)                                                                                \
+        k_fattn<HD, true><<<grid, FA_THREADS, m->fa_smem, m->st>>>(                                \
+            m->q, kc, vc, m->att, m->po, m->pml, md + m->o_tile, md + m->o_bt, md + m->o_split,    \
+            m->G, m->nh, m->nkv, m->bs, sl2, use_part);                                            \
+    else                                                                                           \
+        k_fattn<HD, false><<<grid, FA_THREADS, m->fa_smem, m->st>>>(                               \
+            m->q, kc, vc, m->att, m->po, m->pml, md + m->o_tile, md + m->o_bt, md + m->o_split,    \
+            m->G, m->nh, m->nkv, m->bs, sl2, use_part)
+        switch (m->hd) {
+            case 16:
+                FA(16);
+                break;
+            case 32:
+                FA(32);
+                break;
+            case 64:
+                FA(64);
+                break;
+            default:
+                FA(128);
+                break;
+        }
+#undef FA
+        CKK();
+        return RAGD_OK;
+    }
 #define ATT(HD, RM, SM)                                                                            \
     k_attn<HD, RM><<<grid, ATT_THREADS, SM, m->st>>>(                                              \
         m->q, kc, vc, m->att, m->po, m->pml, md + m->o_tile, md + m->o_bt, md + m->o_split, m->G,  \
@@ -735,7 +792,7 @@ static int launch_reduce(rc_model *m, int T, char *msg) {
 
 /* Embedding + all decoder layers for T token rows (metadata already on the device). */
 static int run_layers(rc_model *m, int T, int ntiles, int nsplit_grid, int use_part, int dec,
-                      char *msg) {
+                      int flash, char *msg) {
     const int *md = m->meta_d;
     const int H = m->H, NL = m->cfg.n_layers;
     const float eps = m->cfg.rms_eps;
@@ -753,7 +810,7 @@ static int run_layers(rc_model *m, int T, int ntiles, int nsplit_grid, int use_p
             m->qkv, L->bqkv, m->rope, md + m->o_pos, md + m->o_slot, m->q, kc, vc, m->nh, m->nkv,
             m->hd);
         CKK();
-        TRY(launch_attn(m, kc, vc, ntiles, nsplit_grid, use_part, dec, msg));
+        TRY(launch_attn(m, kc, vc, ntiles, nsplit_grid, use_part, dec, flash, msg));
         if (use_part) TRY(launch_reduce(m, T, msg));
         TRY(gemm(m, m->att, L->wo, m->delta, T, H, m->nh * m->hd, 0, msg));
         k_rmsnorm<<<T, NORM_THREADS, 0, m->st>>>(m->h, m->delta, L->ln2, m->xn, NULL, H, eps, 1);
@@ -778,9 +835,12 @@ static uint64_t splitmix64(uint64_t x) {
     return x ^ (x >> 31);
 }
 
-static int bucket_of(int S) {
-    for (int i = 0; i < N_GRAPH_BUCKETS; ++i)
-        if (k_buckets[i] >= S) return i;
+static int bucket_of(const rc_model *m, int S) {
+    for (int i = 0; i < N_GRAPH_BUCKETS; ++i) {
+        const int b = k_buckets[i];
+        if (!m->graph_fine && (b == 3 || (b > 4 && b < 8))) continue;
+        if (b >= S) return i;
+    }
     return -1;
 }
 
@@ -799,6 +859,11 @@ extern "C" int rc_forward(rc_model *m, const ragd_batch *b, float *logits, ragd_
     }
     int *mh = m->meta_h;
     int T = 0, ntiles = 0, nrows = 0, maxkv = 0, all_decode = 1;
+    for (int i = 0; i < S; ++i)
+        if (b->seqs[i].n_new != 1 || b->seqs[i].want_all_logits) all_decode = 0;
+    /* steps with prefill rows use the tensor-core kernel, with larger query tiles */
+    const int flash = all_decode ? (m->fattn_dec ? 2 : 0) : m->fattn_on;
+    const int qt = flash ? m->qtf : m->qt;
     size_t bt_used = 0;
     for (int i = 0; i < S; ++i) {
         const ragd_batch_seq *s = &b->seqs[i];
@@ -846,10 +911,10 @@ extern "C" int rc_forward(rc_model *m, const ragd_batch *b, float *logits, ragd_
             mh[m->o_pos + T + j] = p;
             mh[m->o_slot + T + j] = bt[p / m->bs] * m->bs + p % m->bs;
         }
-        for (int j = 0; j < s->n_new; j += m->qt) {
+        for (int j = 0; j < s->n_new; j += qt) {
             int *tl = mh + m->o_tile + 4 * ntiles++;
             tl[0] = T + j;
-            tl[1] = s->n_new - j < m->qt ? s->n_new - j : m->qt;
+            tl[1] = s->n_new - j < qt ? s->n_new - j : qt;
             tl[2] = s->n_past + j;
             tl[3] = (int)bt_used;
         }
@@ -861,7 +926,6 @@ extern "C" int rc_forward(rc_model *m, const ragd_batch *b, float *logits, ragd_
         } else if (s->want_logits) {
             mh[m->o_rows + nrows++] = T + s->n_new - 1;
         }
-        if (s->n_new != 1 || s->want_all_logits) all_decode = 0;
         if (end > maxkv) maxkv = end;
         bt_used += nbt;
         T += s->n_new;
@@ -882,7 +946,7 @@ extern "C" int rc_forward(rc_model *m, const ragd_batch *b, float *logits, ragd_
     }
     int gb = -1;
     if (m->graphs_on && all_decode) {
-        gb = bucket_of(S);
+        gb = bucket_of(m, S);
         if (gb >= 0 && (k_buckets[gb] > m->part_tmax || k_buckets[gb] > m->Tmax)) gb = -1;
     }
     int Tr = T, ntr = ntiles;
@@ -907,7 +971,7 @@ extern "C" int rc_forward(rc_model *m, const ragd_batch *b, float *logits, ragd_
         if (!m->graph[gb]) {
             cudaGraph_t g;
             CK(cudaStreamBeginCapture(m->st, cudaStreamCaptureModeThreadLocal));
-            int rc = run_layers(m, Tr, ntr, ATT_NSMAX, 1, m->G <= ATT_RMAX_DEC, msg);
+            int rc = run_layers(m, Tr, ntr, ATT_NSMAX, 1, m->G <= ATT_RMAX_DEC, flash, msg);
             cudaError_t e = cudaStreamEndCapture(m->st, &g);
             if (rc != RAGD_OK) {
                 if (e == cudaSuccess) cudaGraphDestroy(g);
@@ -922,7 +986,7 @@ extern "C" int rc_forward(rc_model *m, const ragd_batch *b, float *logits, ragd_
     } else {
         const int use_part = nsplit > 1;
         TRY(run_layers(m, T, ntiles, use_part ? nsplit : 1, use_part,
-                       all_decode && m->G <= ATT_RMAX_DEC, msg));
+                       all_decode && m->G <= ATT_RMAX_DEC, flash, msg));
     }
     /* final norm + LM head over the wanted rows, in chunks */
     int out_i = 0;
@@ -1026,4 +1090,287 @@ extern "C" int rc_copy_bandwidth(int device, size_t bytes, double *gbps, char *m
     cudaFree(a);
     cudaFree(bb);
     return RAGD_OK;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* k_fattn vs k_attn on random data (bench: `cuda_bench attn-check`). */
+typedef struct ac_case {
+    int hd, nh, nkv, bs, split, nseq, timing;
+    int past[6], nnew[6];
+} ac_case;
+
+typedef struct ac_bufs {
+    bf16 *q, *kc, *vc, *o_old, *o_new;
+    float *po, *pml;
+    int *meta;
+    size_t q_cap, kv_cap, po_cap;
+} ac_bufs;
+
+static uint64_t ac_rng(uint64_t *s) {
+    *s ^= *s << 13, *s ^= *s >> 7, *s ^= *s << 17;
+    return *s;
+}
+
+static void ac_fill(bf16 *h, size_t n, float amp, uint64_t *s) {
+    for (size_t i = 0; i < n; ++i)
+        h[i] = __float2bfloat16(amp * ((float)(ac_rng(s) >> 40) / (float)(1 << 24) * 2.f - 1.f));
+}
+
+/* one launch of the old (flash = 0) or new kernel + the split reduce */
+static int ac_launch(const ac_case *c, ac_bufs *B, int flash, int dec, int ntiles, int nsplit,
+                     bf16 *o, int T, char *msg) {
+    const int G = c->nh / c->nkv, hd = c->hd;
+    const int *tiles = B->meta, *split = B->meta + 4 * 4096, *bt = B->meta + 4 * 4096 + 2;
+    dim3 grid(ntiles, c->nkv, nsplit);
+    const float scale = 1.f / sqrtf((float)hd);
+    const int up = nsplit > 1;
+#define AC(HD)                                                                                     \
+    do {                                                                                           \
+        if (flash && dec)                                                                          \
+            k_fattn<HD, true><<<grid, FA_THREADS, fa_smem_bytes(HD)>>>(                            \
+                B->q, B->kc, B->vc, o, B->po, B->pml, tiles, bt, split, G, c->nh, c->nkv, c->bs,   \
+                scale * 1.4426950408889634f, up);                                                  \
+        else if (flash)                                                                            \
+            k_fattn<HD, false><<<grid, FA_THREADS, fa_smem_bytes(HD)>>>(                           \
+                B->q, B->kc, B->vc, o, B->po, B->pml, tiles, bt, split, G, c->nh, c->nkv, c->bs,   \
+                scale * 1.4426950408889634f, up);                                                  \
+        else if (dec)                                                                              \
+            k_attn<HD, ATT_RMAX_DEC><<<grid, ATT_THREADS, att_smem_bytes(HD, ATT_RMAX_DEC)>>>(     \
+                B->q, B->kc, B->vc, o, B->po, B->pml, tiles, bt, split, G, c->nh, c->nkv, c->bs,   \
+                scale, up);                                                                        \
+        else                                                                                       \
+            k_attn<HD, ATT_RMAX><<<grid, ATT_THREADS, att_smem_bytes(HD, ATT_RMAX)>>>(             \
+                B->q, B->kc, B->vc, o, B->po, B->pml, tiles, bt, split, G, c->nh, c->nkv, c->bs,   \
+                scale, up);                                                                        \
+        CKK();                                                                                     \
+        if (up) k_attn_reduce<HD><<<dim3(T, c->nh), HD>>>(B->po, B->pml, split, o, c->nh);         \
+        CKK();                                                                                     \
+    } while (0)
+    switch (hd) {
+        case 16:
+            AC(16);
+            break;
+        case 64:
+            AC(64);
+            break;
+        default:
+            AC(128);
+            break;
+    }
+#undef AC
+    return RAGD_OK;
+}
+
+#define ACK(call)                                                                                  \
+    do {                                                                                           \
+        cudaError_t e_ = (call);                                                                   \
+        if (e_ != cudaSuccess) {                                                                   \
+            msgf(msg, "attn-check: %s", cudaGetErrorString(e_));                                   \
+            rc = RAGD_EDEVICE;                                                                     \
+            goto done;                                                                             \
+        }                                                                                          \
+    } while (0)
+#define ACALL(x)                                                                                   \
+    do {                                                                                           \
+        if ((rc = (x)) != RAGD_OK) goto done;                                                      \
+    } while (0)
+static int ac_run(const ac_case *c, ac_bufs *B, char *msg) {
+    const int G = c->nh / c->nkv, hd = c->hd;
+    uint64_t rs = 0x1234567ull + (uint64_t)c->hd * 7919 + (uint64_t)c->nseq * 31;
+    int T = 0, maxend = 0, nblk = 0, alldec = G <= ATT_RMAX_DEC;
+    for (int i = 0; i < c->nseq; ++i) {
+        if (c->nnew[i] != 1) alldec = 0;
+        const int end = c->past[i] + c->nnew[i];
+        T += c->nnew[i];
+        if (end > maxend) maxend = end;
+        nblk += (end + c->bs - 1) / c->bs;
+    }
+    const size_t qn = (size_t)T * c->nh * hd, kvn = (size_t)nblk * c->bs * c->nkv * hd;
+    if (qn > B->q_cap || kvn > B->kv_cap) {
+        msgf(msg, "attn-check: case too large for the buffers");
+        return RAGD_EINTERNAL;
+    }
+    /* block ids: a random permutation, so tables are not contiguous */
+    int *perm = (int *)malloc(sizeof(int) * nblk), *meta = (int *)calloc(4 * 4096 + 2 + nblk, 4);
+    bf16 *hq = (bf16 *)malloc(qn * 2), *hk = (bf16 *)malloc(kvn * 2), *hv = (bf16 *)malloc(kvn * 2);
+    bf16 *ho = (bf16 *)malloc(qn * 2), *hn = (bf16 *)malloc(qn * 2);
+    int rc = RAGD_OK;
+    if (!perm || !meta || !hq || !hk || !hv || !ho || !hn) {
+        msgf(msg, "out of memory");
+        rc = RAGD_ENOMEM;
+        goto done;
+    }
+    for (int i = 0; i < nblk; ++i) perm[i] = i;
+    for (int i = nblk - 1; i > 0; --i) {
+        const int j = (int)(ac_rng(&rs) % (uint64_t)(i + 1)), t = perm[i];
+        perm[i] = perm[j], perm[j] = t;
+    }
+    ac_fill(hq, qn, 2.f, &rs);
+    ac_fill(hk, kvn, 1.f, &rs);
+    ac_fill(hv, kvn, 1.f, &rs);
+    {
+        int nsplit = 1, slen = 1 << 30;
+        const int mink = alldec ? ATT_KT : SPLIT_MIN_KEYS; /* as rc_forward */
+        if (c->split && maxend > 2 * mink) {
+            nsplit = (maxend + mink - 1) / mink;
+            if (nsplit > ATT_NSMAX) nsplit = ATT_NSMAX;
+            slen = (maxend + nsplit - 1) / nsplit;
+            slen = (slen + ATT_KT - 1) / ATT_KT * ATT_KT;
+            nsplit = (maxend + slen - 1) / slen;
+        }
+        if (nsplit > 1 && (size_t)T * c->nh * ATT_NSMAX * hd > B->po_cap) {
+            msgf(msg, "attn-check: split case too large");
+            rc = RAGD_EINTERNAL;
+            goto done;
+        }
+        int *split = meta + 4 * 4096, *bt = split + 2;
+        split[0] = nsplit, split[1] = slen;
+        for (int i = 0; i < nblk; ++i) bt[i] = perm[i];
+        double t_ms[2] = {0, 0};
+        for (int flash = 0; flash < 2; ++flash) {
+            const int qt = flash ? FA_ROWS / G : ATT_RMAX / G;
+            int nt = 0, t0 = 0, boff = 0;
+            for (int i = 0; i < c->nseq; ++i) {
+                for (int j = 0; j < c->nnew[i]; j += qt) {
+                    int *tl = meta + 4 * nt++;
+                    tl[0] = t0 + j;
+                    tl[1] = c->nnew[i] - j < qt ? c->nnew[i] - j : qt;
+                    tl[2] = c->past[i] + j;
+                    tl[3] = boff;
+                }
+                t0 += c->nnew[i];
+                boff += (c->past[i] + c->nnew[i] + c->bs - 1) / c->bs;
+            }
+            ACK(cudaMemcpy(B->meta, meta, (4 * 4096 + 2 + nblk) * 4, cudaMemcpyHostToDevice));
+            if (!flash) {
+                ACK(cudaMemcpy(B->q, hq, qn * 2, cudaMemcpyHostToDevice));
+                ACK(cudaMemcpy(B->kc, hk, kvn * 2, cudaMemcpyHostToDevice));
+                ACK(cudaMemcpy(B->vc, hv, kvn * 2, cudaMemcpyHostToDevice));
+            }
+            bf16 *o = flash ? B->o_new : B->o_old;
+            ACK(cudaMemset(o, 0xff, qn * 2)); /* NaN: rows the kernel misses show up */
+            ACALL(ac_launch(c, B, flash, alldec, nt, nsplit, o, T, msg));
+            ACK(cudaDeviceSynchronize());
+            if (c->timing) {
+                cudaEvent_t e0, e1;
+                ACK(cudaEventCreate(&e0));
+                ACK(cudaEventCreate(&e1));
+                const int reps = 10;
+                cudaEventRecord(e0);
+                for (int r = 0; r < reps; ++r)
+                    ACALL(ac_launch(c, B, flash, alldec, nt, nsplit, o, T, msg));
+                cudaEventRecord(e1);
+                ACK(cudaEventSynchronize(e1));
+                float ms = 0.f;
+                cudaEventElapsedTime(&ms, e0, e1);
+                t_ms[flash] = ms / reps;
+                cudaEventDestroy(e0);
+                cudaEventDestroy(e1);
+            }
+        }
+        ACK(cudaMemcpy(ho, B->o_old, qn * 2, cudaMemcpyDeviceToHost));
+        ACK(cudaMemcpy(hn, B->o_new, qn * 2, cudaMemcpyDeviceToHost));
+        double d2 = 0, r2 = 0, dmax = 0, rmax = 0;
+        long bad = 0;
+        for (size_t i = 0; i < qn; ++i) {
+            const double a = __bfloat162float(ho[i]), b = __bfloat162float(hn[i]);
+            if (!(a == a) || !(b == b)) {
+                ++bad;
+                continue;
+            }
+            d2 += (a - b) * (a - b), r2 += a * a;
+            if (fabs(a - b) > dmax) dmax = fabs(a - b);
+            if (fabs(a) > rmax) rmax = fabs(a);
+        }
+        const double rel = r2 > 0 ? sqrt(d2 / r2) : 0, relmax = rmax > 0 ? dmax / rmax : 0;
+        const int ok = bad == 0 && rel < 1e-2 && relmax < 3e-2;
+        printf("attn-check hd %d heads %d/%d bs %d split %d seqs", hd, c->nh, c->nkv, c->bs,
+               nsplit);
+        for (int i = 0; i < c->nseq; ++i) printf(" (past %d, new %d)", c->past[i], c->nnew[i]);
+        printf(": |d|/|ref| %.2e, max|d|/max|ref| %.2e, NaN %ld -> %s\n", rel, relmax, bad,
+               ok ? "ok" : "FAIL");
+        if (c->timing)
+            printf("attn-check timing: k_attn %.3f ms, k_fattn %.3f ms per layer (%.1fx); x%d "
+                   "layers: %.1f vs %.1f ms (%s)\n",
+                   t_ms[0], t_ms[1], t_ms[1] > 0 ? t_ms[0] / t_ms[1] : 0.0, 28, 28 * t_ms[0],
+                   28 * t_ms[1],
+                   alldec ? "decode: k_attn<8 rows> vs k_fattn<DEC>, split + reduce included"
+                          : "prefill");
+        if (!ok) {
+            msgf(msg, "attn-check: k_fattn differs from k_attn beyond bf16 tolerance");
+            rc = RAGD_EINTERNAL;
+        }
+    }
+done:
+    free(perm), free(meta), free(hq), free(hk), free(hv), free(ho), free(hn);
+    return rc;
+}
+#undef ACK
+#undef ACALL
+
+extern "C" int rc_attn_check(int device, char *msg) {
+    CK(cudaSetDevice(device));
+    static const ac_case cases[] = {
+        {128, 28, 4, 16, 0, 1, 1, {0}, {2048}},
+        {128, 28, 4, 16, 1, 5, 1, {2047, 2100, 1999, 2300, 2200}, {1, 1, 1, 1, 1}},
+        {128, 28, 4, 16, 0, 3, 0, {0, 63, 700}, {1, 1, 1}},
+        {16, 4, 2, 16, 1, 2, 0, {900, 333}, {1, 1}},
+        {128, 28, 4, 16, 0, 4, 0, {0, 37, 500, 1000}, {100, 203, 77, 1}},
+        {128, 28, 4, 16, 1, 4, 0, {0, 37, 500, 1000}, {100, 203, 77, 1}},
+        {128, 28, 4, 16, 0, 2, 0, {1536, 0}, {512, 333}},
+        {128, 8, 8, 32, 0, 2, 0, {0, 77}, {300, 129}},
+        {64, 14, 2, 32, 1, 3, 0, {5, 0, 250}, {130, 64, 33}},
+        {16, 4, 2, 16, 0, 2, 0, {0, 64}, {171, 50}},
+    };
+    ac_bufs B;
+    memset(&B, 0, sizeof(B));
+    B.q_cap = (size_t)4096 * 32 * 128;
+    B.kv_cap = (size_t)8192 * 8 * 128;
+    B.po_cap = (size_t)512 * 28 * ATT_NSMAX * 128;
+    int rc = RAGD_OK;
+    cudaError_t e = cudaSuccess;
+    if ((e = cudaMalloc((void **)&B.q, B.q_cap * 2)) != cudaSuccess ||
+        (e = cudaMalloc((void **)&B.o_old, B.q_cap * 2)) != cudaSuccess ||
+        (e = cudaMalloc((void **)&B.o_new, B.q_cap * 2)) != cudaSuccess ||
+        (e = cudaMalloc((void **)&B.kc, B.kv_cap * 2)) != cudaSuccess ||
+        (e = cudaMalloc((void **)&B.vc, B.kv_cap * 2)) != cudaSuccess ||
+        (e = cudaMalloc((void **)&B.po, B.po_cap * 4)) != cudaSuccess ||
+        (e = cudaMalloc((void **)&B.pml, B.po_cap / 128 * 2 * 4)) != cudaSuccess ||
+        (e = cudaMalloc((void **)&B.meta, (4 * 4096 + 2 + 8192) * 4)) != cudaSuccess) {
+        msgf(msg, "attn-check: cudaMalloc: %s", cudaGetErrorString(e));
+        rc = RAGD_EDEVICE;
+    }
+#define AC_ATTR(HD)                                                                                \
+    if (rc == RAGD_OK &&                                                                           \
+        (cudaFuncSetAttribute(k_fattn<HD, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,     \
+                              (int)fa_smem_bytes(HD)) != cudaSuccess ||                            \
+         cudaFuncSetAttribute(k_fattn<HD, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,      \
+                              (int)fa_smem_bytes(HD)) != cudaSuccess ||                            \
+         cudaFuncSetAttribute(k_attn<HD, ATT_RMAX_DEC>,                                            \
+                              cudaFuncAttributeMaxDynamicSharedMemorySize,                         \
+                              (int)att_smem_bytes(HD, ATT_RMAX_DEC)) != cudaSuccess ||             \
+         cudaFuncSetAttribute(k_attn<HD, ATT_RMAX>, cudaFuncAttributeMaxDynamicSharedMemorySize,   \
+                              (int)att_smem_bytes(HD, ATT_RMAX)) != cudaSuccess)) {                \
+        msgf(msg, "attn-check: cudaFuncSetAttribute failed");                                      \
+        rc = RAGD_EDEVICE;                                                                         \
+    }
+    AC_ATTR(16)
+    AC_ATTR(64)
+    AC_ATTR(128)
+#undef AC_ATTR
+    int failed = 0;
+    for (size_t i = 0; rc == RAGD_OK && i < sizeof(cases) / sizeof(cases[0]); ++i) {
+        const int r = ac_run(&cases[i], &B, msg);
+        if (r == RAGD_EINTERNAL && strstr(msg, "tolerance"))
+            failed = 1; /* keep going: report every case */
+        else if (r != RAGD_OK)
+            rc = r;
+    }
+    if (rc == RAGD_OK && failed) {
+        msgf(msg, "attn-check: k_fattn differs from k_attn beyond bf16 tolerance");
+        rc = RAGD_EINTERNAL;
+    }
+    cudaFree(B.q), cudaFree(B.o_old), cudaFree(B.o_new), cudaFree(B.kc), cudaFree(B.vc);
+    cudaFree(B.po), cudaFree(B.pml), cudaFree(B.meta);
+    return rc;
 }
