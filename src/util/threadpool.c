@@ -18,10 +18,17 @@ struct ragd_pool {
     void *ctx;
     size_t n;
     atomic_size_t next;
-    atomic_int active; /* workers still inside the current job */
+    /* join protocol: a worker joins the current job by incrementing `joined` while
+     * JOB_CLOSED is clear; the caller sets JOB_CLOSED once its own share is done and waits only
+     * for the workers that joined (done == joined). A worker that wakes late - the caller
+     * already took every task - is not waited for. */
+    atomic_uint joined;
+    atomic_uint done;
     atomic_uint generation;
     bool stop;
 };
+
+#define JOB_CLOSED 0x80000000u
 
 typedef struct {
     ragd_pool *pool;
@@ -59,8 +66,16 @@ static void *worker_main(void *argp) {
         }
         if (p->stop) return NULL;
         seen = gen;
+        unsigned j = atomic_load_explicit(&p->joined, memory_order_acquire);
+        bool in = false;
+        while (!(j & JOB_CLOSED) && !in)
+            in = atomic_compare_exchange_weak_explicit(&p->joined, &j, j + 1, memory_order_acq_rel,
+                                                       memory_order_acquire);
+        if (!in) continue; /* the caller already finished this job alone */
         do_work(p, tid);
-        if (atomic_fetch_sub_explicit(&p->active, 1, memory_order_acq_rel) == 1) {
+        unsigned d = atomic_fetch_add_explicit(&p->done, 1, memory_order_acq_rel) + 1;
+        j = atomic_load_explicit(&p->joined, memory_order_acquire);
+        if ((j & JOB_CLOSED) && d == (j & ~JOB_CLOSED)) {
             pthread_mutex_lock(&p->mu);
             pthread_cond_signal(&p->cv_done);
             pthread_mutex_unlock(&p->mu);
@@ -81,7 +96,8 @@ ragd_pool *ragd_pool_create(int n_threads) {
     pthread_cond_init(&p->cv_work, NULL);
     pthread_cond_init(&p->cv_done, NULL);
     atomic_init(&p->next, 0);
-    atomic_init(&p->active, 0);
+    atomic_init(&p->joined, JOB_CLOSED);
+    atomic_init(&p->done, 0);
     atomic_init(&p->generation, 0);
     if (n_threads > 1) {
         p->threads = calloc((size_t)n_threads - 1, sizeof(pthread_t));
@@ -140,18 +156,20 @@ void ragd_pool_run(ragd_pool *p, size_t n, ragd_pool_fn fn, void *ctx) {
     p->ctx = ctx;
     p->n = n;
     atomic_store(&p->next, 0);
-    atomic_store(&p->active, p->n_threads - 1);
+    atomic_store(&p->done, 0);
+    atomic_store_explicit(&p->joined, 0, memory_order_release); /* opens the job */
     pthread_mutex_lock(&p->mu);
     atomic_fetch_add_explicit(&p->generation, 1, memory_order_release);
     pthread_cond_broadcast(&p->cv_work);
     pthread_mutex_unlock(&p->mu);
     do_work(p, 0);
-    /* wait for the workers: spin first, then sleep */
-    for (int spin = 0; spin < 20000 && atomic_load(&p->active) > 0; spin++)
+    /* close the job, then wait for the workers that joined it: spin first, then sleep */
+    unsigned n_in = atomic_fetch_or_explicit(&p->joined, JOB_CLOSED, memory_order_acq_rel);
+    for (int spin = 0; spin < 20000 && atomic_load(&p->done) < n_in; spin++)
         if (spin > 100) sched_yield();
-    if (atomic_load(&p->active) > 0) {
+    if (atomic_load(&p->done) < n_in) {
         pthread_mutex_lock(&p->mu);
-        while (atomic_load(&p->active) > 0) pthread_cond_wait(&p->cv_done, &p->mu);
+        while (atomic_load(&p->done) < n_in) pthread_cond_wait(&p->cv_done, &p->mu);
         pthread_mutex_unlock(&p->mu);
     }
     pthread_mutex_unlock(&p->run_lock);

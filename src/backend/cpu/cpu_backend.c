@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "backend/cpu/kernels.h"
 #include "model/llm_weights.h"
@@ -52,6 +53,8 @@ typedef struct cpu_impl {
     int amx;
     float *panel; /* per thread: 4 widened weight rows */
     int max_cols;
+    void *wcopy; /* weights copied to huge-page memory (see copy_weights), or NULL */
+    size_t wcopy_bytes;
 } cpu_impl;
 
 static int lin_from(cpu_lin *l, const ragd_tensor *t, const ragd_tensor *bias, ragd_err *err) {
@@ -181,8 +184,8 @@ static int matmul_n(cpu_impl *m, const float *X, size_t ldx, int T, int n, const
             c.ldxb = ldxb;
         }
         c.tok_tile = T <= 64 ? T : 64;
-        rows_align = T > 1 ? 32 : 8;
-        tasks_per_thread = 8;
+        rows_align = T > 1 ? 32 : 16;     /* 16: rows in flight of the decode GEMV */
+        tasks_per_thread = T > 1 ? 8 : 2; /* decode: longer contiguous row ranges (+0-3%) */
     }
     int n_tok_tiles = (T + c.tok_tile - 1) / c.tok_tile;
     long total_rows = 0;
@@ -526,6 +529,7 @@ static void cpu_destroy(ragd_backend *be) {
         free(m->x), free(m->h), free(m->q), free(m->k), free(m->v), free(m->att), free(m->g),
             free(m->u);
         free(m->xb), free(m->attn_scratch), free(m->panel), free(m->tok_seq), free(m->tok_pos);
+        free(m->wcopy);
         ragd_llm_weights_free(&m->w);
         ragd_st_close(m->st);
         free(m);
@@ -542,6 +546,68 @@ static const ragd_backend_ops cpu_ops = {
     .kv_budget_bytes = cpu_kv_budget,
     .destroy = cpu_destroy,
 };
+
+/* Weight placement. By default the weights are used in place from the safetensors mmap (4 KB
+ * page-cache pages). Decode streams every weight once per token, and on the dev VM a core reads
+ * ~10% faster from 2 MB transparent huge pages (fewer TLB misses, longer hardware prefetch
+ * runs) than from the file mapping; ext4 page cache cannot be mapped with huge pages
+ * (MADV_COLLAPSE is refused). So small models (linear weights <= 2 GiB: Qwen2.5-0.5B/1.5B
+ * class) are copied once into anonymous 2 MB-aligned THP memory; big ones (7B: 15 GB) stay in
+ * place - a second full copy of the model would cost as much RAM as the model itself.
+ * RAGD_CPU_WEIGHTS=mmap / =copy overrides the size rule. Same bytes either way: results are
+ * bitwise identical. */
+#define RAGD_CPU_COPY_MAX ((size_t)2 << 30)
+
+static void copy_weights(cpu_impl *m, int n_layers) {
+    const char *env = getenv("RAGD_CPU_WEIGHTS");
+    bool force = env && !strcmp(env, "copy");
+    if (env && !strcmp(env, "mmap")) return;
+    enum { PER_LAYER = 7 };
+    size_t n_lin = (size_t)n_layers * PER_LAYER + 2;
+    cpu_lin **lins = malloc(n_lin * sizeof *lins);
+    if (!lins) return;
+    size_t k = 0;
+    for (int l = 0; l < n_layers; l++) {
+        cpu_layer *L = &m->layers[l];
+        cpu_lin *ls[PER_LAYER] = {&L->q, &L->k, &L->v, &L->o, &L->gate, &L->up, &L->down};
+        for (int i = 0; i < PER_LAYER; i++) lins[k++] = ls[i];
+    }
+    lins[k++] = &m->lm_head;
+    lins[k++] = &m->embed;
+    size_t total = 0;
+    for (size_t i = 0; i < n_lin; i++) {
+        bool dup = false; /* tied embeddings: lm_head and embed share one tensor */
+        for (size_t j = 0; j < i && !dup; j++) dup = lins[j]->w == lins[i]->w;
+        if (!dup)
+            total += ((size_t)lins[i]->rows * lins[i]->cols * ragd_dtype_size(lins[i]->dt) + 63) /
+                     64 * 64;
+    }
+    const size_t huge = (size_t)2 << 20;
+    size_t bytes = (total + huge - 1) / huge * huge;
+    if (!total || (!force && total > RAGD_CPU_COPY_MAX)) {
+        free(lins);
+        return;
+    }
+    char *dst = aligned_alloc(huge, bytes);
+    if (!dst) {
+        free(lins);
+        return; /* stay in place */
+    }
+    madvise(dst, bytes, MADV_HUGEPAGE);
+    size_t off = 0;
+    for (size_t i = 0; i < n_lin; i++) {
+        const char *src = lins[i]->w;
+        if (src >= dst && src < dst + bytes) continue; /* a shared tensor, already copied */
+        size_t nb = (size_t)lins[i]->rows * lins[i]->cols * ragd_dtype_size(lins[i]->dt);
+        memcpy(dst + off, src, nb);
+        for (size_t j = i; j < n_lin; j++)
+            if (lins[j]->w == src) lins[j]->w = dst + off;
+        off += (nb + 63) / 64 * 64;
+    }
+    free(lins);
+    m->wcopy = dst;
+    m->wcopy_bytes = bytes;
+}
 
 int ragd_cpu_backend_create(const char *model_dir, ragd_pool *pool, ragd_backend **out,
                             ragd_err *err) {
@@ -601,6 +667,7 @@ int ragd_cpu_backend_create(const char *model_dir, ragd_pool *pool, ragd_backend
     }
     lin_from(&m->embed, m->w.embed, NULL, err);
     lin_from(&m->lm_head, m->w.lm_head, NULL, err);
+    copy_weights(m, cfg->n_layers);
     const char *env = getenv("RAGD_CPU_BF16");
     m->bf16_min_tokens = 16;
     if (env && *env && strcmp(env, "0")) ragd_cpu_backend_set_bf16_prefill(be, true);

@@ -1,6 +1,7 @@
 /* cpu_backend.h - the CPU implementation of engine/backend.h for Qwen2 / Llama decoders:
- * weights memory-mapped from safetensors (bf16/f16 used in place, f32 compute), GEMMs through
- * OpenBLAS or own AVX-512 kernels, paged KV cache, multi-threaded with the process pool.
+ * weights memory-mapped from safetensors (bf16/f16 used in place, f32 compute; models with
+ * <= 2 GiB of linear weights are copied once into huge-page memory, RAGD_CPU_WEIGHTS=mmap|copy
+ * overrides), own AVX-512 kernels, paged KV cache, multi-threaded with the process pool.
  * Thread-safety: as engine/backend.h (one caller at a time).
  */
 #ifndef RAGD_BACKEND_CPU_CPU_BACKEND_H

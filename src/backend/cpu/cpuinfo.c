@@ -86,19 +86,26 @@ typedef struct {
     double sums[64];
 } bw_ctx;
 
+/* The reader: 8 interleaved streams over the task's range, each prefetched 1 KB ahead (the
+ * access pattern of the decode GEMV). A plain one-stream loop reads ~10% less per core here:
+ * the probe is the roofline's denominator, so it measures what a good reader attains. */
 static void bw_read(void *vctx, size_t i, int tid) {
     bw_ctx *ctx = vctx;
     const float *p = ctx->buf + i * ctx->n_per;
 #if defined(__AVX512F__)
-    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-    for (size_t k = 0; k + 64 <= ctx->n_per; k += 64) {
-        s0 = _mm512_add_ps(s0, _mm512_loadu_ps(p + k));
-        s1 = _mm512_add_ps(s1, _mm512_loadu_ps(p + k + 16));
-        s2 = _mm512_add_ps(s2, _mm512_loadu_ps(p + k + 32));
-        s3 = _mm512_add_ps(s3, _mm512_loadu_ps(p + k + 48));
-    }
-    ctx->sums[tid & 63] +=
-        _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+    enum { S = 8, PF = 1024 / 4 };
+    const size_t per = ctx->n_per / S / 16 * 16;
+    __m512 s[S];
+    for (int j = 0; j < S; j++) s[j] = _mm512_setzero_ps();
+    for (size_t k = 0; k < per; k += 16)
+        for (int j = 0; j < S; j++) {
+            const float *q = p + (size_t)j * per + k;
+            _mm_prefetch((const char *)(q + PF), _MM_HINT_T0);
+            s[j] = _mm512_add_ps(s[j], _mm512_loadu_ps(q));
+        }
+    __m512 t = s[0];
+    for (int j = 1; j < S; j++) t = _mm512_add_ps(t, s[j]);
+    ctx->sums[tid & 63] += _mm512_reduce_add_ps(t);
 #else
     float s = 0;
     for (size_t k = 0; k < ctx->n_per; k++) s += p[k];
@@ -118,7 +125,7 @@ double ragd_probe_read_gbps(int n_threads, int mb) {
     ragd_pool *pool = ragd_pool_create(n_threads);
     bw_ctx ctx = {.buf = buf};
     size_t parts = (size_t)n_threads * 16;
-    ctx.n_per = n / parts / 64 * 64;
+    ctx.n_per = n / parts / 128 * 128; /* 8 streams of whole vectors */
     double best = 0;
     for (int r = 0; r < 6; r++) {
         double t0 = ragd_now_s();
