@@ -117,6 +117,19 @@ static int prep(sqlite3 *db, const char *sql, sqlite3_stmt **st, ragd_err *err) 
     return RAGD_OK;
 }
 
+/* Run a one-shot statement with ?1 = index id and ?2 = text; `what` names it in errors. */
+static int exec_id_text(sqlite3 *db, const char *sql, int64_t index_id, const char *text,
+                        const char *what, ragd_err *err) {
+    sqlite3_stmt *st;
+    int rc = prep(db, sql, &st, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(st, 1, index_id);
+    sqlite3_bind_text(st, 2, text, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE) rc = db_err(err, db, what);
+    sqlite3_finalize(st);
+    return rc;
+}
+
 static void sq_close(ragd_store *bs) {
     sq_store *s = (sq_store *)bs;
     if (!s) return;
@@ -628,46 +641,24 @@ static int sq_delete_doc(ragd_store *bs, int64_t index_id, const char *source, s
     if (rc) return rc;
     size_t n = 0;
     if ((rc = exec(db, "BEGIN IMMEDIATE", err))) goto done;
-    {
-        /* a file that loses some documents no longer matches its checksum: the next ingest
-         * of it restores them */
-        sqlite3_stmt *st;
-        if ((rc = prep(db,
-                       "UPDATE files SET checksum='' WHERE index_id=?1 AND id IN (SELECT"
-                       " file_id FROM documents WHERE index_id=?1 AND source=?2)",
-                       &st, err)))
-            goto rollback;
-        sqlite3_bind_int64(st, 1, index_id);
-        sqlite3_bind_text(st, 2, source, -1, SQLITE_STATIC);
-        int r = sqlite3_step(st);
-        sqlite3_finalize(st);
-        if (r != SQLITE_DONE) {
-            rc = db_err(err, db, "mark file");
-            goto rollback;
-        }
-    }
+    /* a file that loses some documents no longer matches its checksum: the next ingest of it
+     * restores them */
+    if ((rc = exec_id_text(db,
+                           "UPDATE files SET checksum='' WHERE index_id=?1 AND id IN (SELECT"
+                           " file_id FROM documents WHERE index_id=?1 AND source=?2)",
+                           index_id, source, "mark file", err)))
+        goto rollback;
     if ((rc = delete_docs_where(db, index_id,
                                 "source=?2 OR file_id IN (SELECT id FROM files WHERE index_id=?1"
                                 " AND path=?2)",
                                 source, 0, &n, err)) ||
         (rc = gc_chunks(db, index_id, err)))
         goto rollback;
-    {
-        sqlite3_stmt *st;
-        if ((rc = prep(db,
-                       "DELETE FROM files WHERE index_id=?1 AND (path=?2 OR id NOT IN"
-                       " (SELECT file_id FROM documents WHERE index_id=?1))",
-                       &st, err)))
-            goto rollback;
-        sqlite3_bind_int64(st, 1, index_id);
-        sqlite3_bind_text(st, 2, source, -1, SQLITE_STATIC);
-        int r = sqlite3_step(st);
-        sqlite3_finalize(st);
-        if (r != SQLITE_DONE) {
-            rc = db_err(err, db, "delete file");
-            goto rollback;
-        }
-    }
+    if ((rc = exec_id_text(db,
+                           "DELETE FROM files WHERE index_id=?1 AND (path=?2 OR id NOT IN"
+                           " (SELECT file_id FROM documents WHERE index_id=?1))",
+                           index_id, source, "delete file", err)))
+        goto rollback;
     if ((rc = bump_generation(db, index_id, err))) goto rollback;
     if ((rc = exec(db, "COMMIT", err))) goto rollback;
     if (n_deleted) *n_deleted = n;
