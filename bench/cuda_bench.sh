@@ -10,7 +10,7 @@
 #      2048-token prompts, 256 output tokens, ignore_eos) and 64 / 256 users x 512-token prompts,
 #   6. transformers on the same model and GPU (batch-1 decode, static batches of 5).
 # Usage: bench/cuda_bench.sh [shared_dir] [out_dir]     (env: BIN=dir with cuda_bench, MODEL=dir;
-#        SKIP_HF=1 skips step 6; SERVE_AB=VAR=VALUE repeats the served seed workload with that setting)
+#        SKIP_HF=1 skips step 6; SERVE_AB="VAR=VALUE ..." repeats the served seed workload with those settings)
 set -uo pipefail
 SHARED=${1:-${RAGD_SHARED:-../shared}}
 OUTD=${2:-${OUT:-/tmp/cuda_bench_out}}
@@ -85,7 +85,7 @@ PY
     kill $SPID 2>/dev/null; wait $SPID 2>/dev/null
     if [ -n "${SERVE_AB:-}" ]; then # the seed workload again with another setting, e.g. RAGD_CUDA_FATTN=0
         rm -f "$OUTD/port"
-        env "$SERVE_AB" "$BIN/ragd" serve --model "$MODEL" --device cuda --port 0 --port-file "$OUTD/port" \
+        env $SERVE_AB "$BIN/ragd" serve --model "$MODEL" --device cuda --port 0 --port-file "$OUTD/port" \
             --max-num-seqs 256 --max-num-batched-tokens 4096 >"$OUTD/serve_old.log" 2>&1 &
         SPID=$!
         for _ in $(seq 240); do [ -s "$OUTD/port" ] && curl -sf -o /dev/null "http://127.0.0.1:$(cat "$OUTD/port")/health" && break; sleep 0.5; done

@@ -45,6 +45,8 @@ static void msgf(char *msg, const char *fmt, ...) {
     } while (0)
 /* After a kernel launch. */
 #define CKK() CK(cudaGetLastError())
+/* Launch a kernel on the model's stream, with programmatic dependent launch when m->pdl. */
+#define KL(kern, grid, block, smem, ...) CK(launch_k(m, kern, grid, block, smem, __VA_ARGS__))
 #define TRY(x)                                                                                     \
     do {                                                                                           \
         int rc_ = (x);                                                                             \
@@ -118,7 +120,29 @@ struct rc_model {
     int gemv_rw;
     int graph_fine; /* graph buckets 3, 5, 6, 7 in use (RAGD_CUDA_GRAPH_FINE=0: off) */
     int gemv_maxm;  /* M <= gemv_maxm: k_gemv, else cuBLASLt (RAGD_CUDA_GEMV_MAXM, default 1) */
+    int pdl; /* programmatic dependent launch between our kernels (sm_90+; RAGD_CUDA_PDL=0) */
+    int fast_sample; /* exact top-k sampling path for 0 < top_k <= 512 (RAGD_CUDA_FAST_SAMPLE=0) */
 };
+
+/* Kernel launch on the model's stream; with m->pdl the launch carries the programmatic
+ * stream-serialization attribute (see pdl_launch/pdl_wait in cuda_kernels.cuh). The arguments
+ * convert to the kernel's parameter types as in a <<<>>> launch. */
+template <class T> struct rc_same { typedef T type; };
+template <typename... P>
+static cudaError_t launch_k(const rc_model *m, void (*k)(P...), dim3 grid, dim3 block, size_t smem,
+                            typename rc_same<P>::type... a) {
+    cudaLaunchConfig_t c = {};
+    c.gridDim = grid;
+    c.blockDim = block;
+    c.dynamicSmemBytes = smem;
+    c.stream = m->st;
+    cudaLaunchAttribute at[1] = {};
+    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[0].val.programmaticStreamSerializationAllowed = 1;
+    c.attrs = at;
+    c.numAttrs = m->pdl ? 1 : 0;
+    return cudaLaunchKernelEx(&c, k, a...);
+}
 
 /* ------------------------------------------------------------------------------------------ */
 extern "C" int rc_device_count(void) {
@@ -340,6 +364,10 @@ extern "C" int rc_create(const rc_model_src *src, int device, float util, int ma
     if (g && g[0] == '0') m->graphs_on = 0;
     const char *fa = getenv("RAGD_CUDA_FATTN");
     m->fattn_on = !(fa && fa[0] == '0') && m->G <= FA_ROWS;
+    const char *pd = getenv("RAGD_CUDA_PDL");
+    m->pdl = !(pd && pd[0] == '0');
+    const char *fsm = getenv("RAGD_CUDA_FAST_SAMPLE");
+    m->fast_sample = !(fsm && fsm[0] == '0');
     const char *fd = getenv("RAGD_CUDA_FATTN_DEC");
     m->fattn_dec = !(fd && fd[0] == '0') && m->fattn_on && m->G <= 16;
     int rc = RAGD_OK;
@@ -383,6 +411,7 @@ extern "C" int rc_create(const rc_model_src *src, int device, float util, int ma
         const double allowed = (double)util * (double)totalb - used_by_others;
         cudaDeviceProp prop;
         CKF(cudaGetDeviceProperties(&prop, device));
+        if (prop.major < 9) m->pdl = 0; /* griddepcontrol needs sm_90 */
         if (allowed < (double)(wbytes + sbytes)) {
             msgf(msg,
                  "model does not fit on %s: weights %.2f GiB + activations %.2f GiB, but "
@@ -676,9 +705,9 @@ static int gemm(rc_model *m, const bf16 *X, const bf16 *W, void *Y, int M, int N
     {                                                                                              \
         const int grid = (N + RW - 1) / RW;                                                        \
         if (f32)                                                                                   \
-            k_gemv<MM, RW, true><<<grid, GEMV_WARPS * 32, 0, m->st>>>(X, W, Y, N, K);              \
+            KL((k_gemv<MM, RW, true>), grid, GEMV_WARPS * 32, 0, X, W, Y, N, K);                   \
         else                                                                                       \
-            k_gemv<MM, RW, false><<<grid, GEMV_WARPS * 32, 0, m->st>>>(X, W, Y, N, K);             \
+            KL((k_gemv<MM, RW, false>), grid, GEMV_WARPS * 32, 0, X, W, Y, N, K);                  \
     }
 #define GV(MM, RW)                                                                                 \
     case MM:                                                                                       \
@@ -715,13 +744,13 @@ static int launch_attn(rc_model *m, const bf16 *kc, const bf16 *vc, int ntiles, 
         const float sl2 = scale * 1.4426950408889634f;
 #define FA(HD)                                                                                     \
     if (flash == 2)                                                                                \
-        k_fattn<HD, true><<<grid, FA_THREADS, m->fa_smem, m->st>>>(                                \
-            m->q, kc, vc, m->att, m->po, m->pml, md + m->o_tile, md + m->o_bt, md + m->o_split,    \
-            m->G, m->nh, m->nkv, m->bs, sl2, use_part);                                            \
+        KL((k_fattn<HD, true>), grid, FA_THREADS, m->fa_smem, m->q, kc, vc, m->att, m->po, m->pml, \
+           md + m->o_tile, md + m->o_bt, md + m->o_split, m->G, m->nh, m->nkv, m->bs, sl2,         \
+           use_part);                                                                              \
     else                                                                                           \
-        k_fattn<HD, false><<<grid, FA_THREADS, m->fa_smem, m->st>>>(                               \
-            m->q, kc, vc, m->att, m->po, m->pml, md + m->o_tile, md + m->o_bt, md + m->o_split,    \
-            m->G, m->nh, m->nkv, m->bs, sl2, use_part)
+        KL((k_fattn<HD, false>), grid, FA_THREADS, m->fa_smem, m->q, kc, vc, m->att, m->po,        \
+           m->pml, md + m->o_tile, md + m->o_bt, md + m->o_split, m->G, m->nh, m->nkv, m->bs, sl2, \
+           use_part)
         switch (m->hd) {
             case 16:
                 FA(16);
@@ -741,9 +770,8 @@ static int launch_attn(rc_model *m, const bf16 *kc, const bf16 *vc, int ntiles, 
         return RAGD_OK;
     }
 #define ATT(HD, RM, SM)                                                                            \
-    k_attn<HD, RM><<<grid, ATT_THREADS, SM, m->st>>>(                                              \
-        m->q, kc, vc, m->att, m->po, m->pml, md + m->o_tile, md + m->o_bt, md + m->o_split, m->G,  \
-        m->nh, m->nkv, m->bs, scale, use_part)
+    KL((k_attn<HD, RM>), grid, ATT_THREADS, SM, m->q, kc, vc, m->att, m->po, m->pml,               \
+       md + m->o_tile, md + m->o_bt, md + m->o_split, m->G, m->nh, m->nkv, m->bs, scale, use_part)
 #define ATT2(HD)                                                                                   \
     if (dec)                                                                                       \
         ATT(HD, ATT_RMAX_DEC, m->att_smem_dec);                                                    \
@@ -774,16 +802,16 @@ static int launch_reduce(rc_model *m, int T, char *msg) {
     const int *sp = m->meta_d + m->o_split;
     switch (m->hd) {
         case 16:
-            k_attn_reduce<16><<<grid, 16, 0, m->st>>>(m->po, m->pml, sp, m->att, m->nh);
+            KL((k_attn_reduce<16>), grid, 16, 0, m->po, m->pml, sp, m->att, m->nh);
             break;
         case 32:
-            k_attn_reduce<32><<<grid, 32, 0, m->st>>>(m->po, m->pml, sp, m->att, m->nh);
+            KL((k_attn_reduce<32>), grid, 32, 0, m->po, m->pml, sp, m->att, m->nh);
             break;
         case 64:
-            k_attn_reduce<64><<<grid, 64, 0, m->st>>>(m->po, m->pml, sp, m->att, m->nh);
+            KL((k_attn_reduce<64>), grid, 64, 0, m->po, m->pml, sp, m->att, m->nh);
             break;
         default:
-            k_attn_reduce<128><<<grid, 128, 0, m->st>>>(m->po, m->pml, sp, m->att, m->nh);
+            KL((k_attn_reduce<128>), grid, 128, 0, m->po, m->pml, sp, m->att, m->nh);
             break;
     }
     CKK();
@@ -797,30 +825,29 @@ static int run_layers(rc_model *m, int T, int ntiles, int nsplit_grid, int use_p
     const int H = m->H, NL = m->cfg.n_layers;
     const float eps = m->cfg.rms_eps;
     const int qkv_items = (m->nh + m->nkv) * m->hd / 2 + m->nkv * m->hd;
-    k_embed<<<T, 256, 0, m->st>>>(md + m->o_tok, m->embed, m->h, H, m->V);
+    KL((k_embed), T, 256, 0, md + m->o_tok, m->embed, m->h, H, m->V);
     CKK();
     for (int l = 0; l < NL; ++l) {
         const rc_layer *L = &m->L[l];
         bf16 *kc = m->kv + (size_t)(2 * l) * m->kv_layer, *vc = kc + m->kv_layer;
-        k_rmsnorm<<<T, NORM_THREADS, 0, m->st>>>(m->h, l ? m->delta : NULL, L->ln1, m->xn, NULL, H,
-                                                 eps, 1);
+        KL((k_rmsnorm), T, NORM_THREADS, 0, m->h, l ? m->delta : NULL, L->ln1, m->xn, NULL, H, eps,
+           1);
         CKK();
         TRY(gemm(m, m->xn, L->wqkv, m->qkv, T, m->qkvw, H, 0, msg));
-        k_qkv_rope<<<dim3((qkv_items + 127) / 128, T), 128, 0, m->st>>>(
-            m->qkv, L->bqkv, m->rope, md + m->o_pos, md + m->o_slot, m->q, kc, vc, m->nh, m->nkv,
-            m->hd);
+        KL((k_qkv_rope), dim3((qkv_items + 127) / 128, T), 128, 0, m->qkv, L->bqkv, m->rope,
+           md + m->o_pos, md + m->o_slot, m->q, kc, vc, m->nh, m->nkv, m->hd);
         CKK();
         TRY(launch_attn(m, kc, vc, ntiles, nsplit_grid, use_part, dec, flash, msg));
         if (use_part) TRY(launch_reduce(m, T, msg));
         TRY(gemm(m, m->att, L->wo, m->delta, T, H, m->nh * m->hd, 0, msg));
-        k_rmsnorm<<<T, NORM_THREADS, 0, m->st>>>(m->h, m->delta, L->ln2, m->xn, NULL, H, eps, 1);
+        KL((k_rmsnorm), T, NORM_THREADS, 0, m->h, m->delta, L->ln2, m->xn, NULL, H, eps, 1);
         CKK();
         TRY(gemm(m, m->xn, L->wgu, m->gu, T, 2 * m->ffn, H, 0, msg));
         {
             const size_t pairs = (size_t)T * m->ffn / 2;
             int blocks = (int)((pairs + 255) / 256);
             if (blocks > 4096) blocks = 4096;
-            k_swiglu<<<blocks, 256, 0, m->st>>>(m->gu, m->act, T, m->ffn);
+            KL((k_swiglu), blocks, 256, 0, m->gu, m->act, T, m->ffn);
             CKK();
         }
         TRY(gemm(m, m->act, L->wd, m->delta, T, H, m->ffn, 0, msg));
@@ -969,18 +996,28 @@ extern "C" int rc_forward(rc_model *m, const ragd_batch *b, float *logits, ragd_
                        m->st));
     if (gb >= 0) {
         if (!m->graph[gb]) {
-            cudaGraph_t g;
-            CK(cudaStreamBeginCapture(m->st, cudaStreamCaptureModeThreadLocal));
-            int rc = run_layers(m, Tr, ntr, ATT_NSMAX, 1, m->G <= ATT_RMAX_DEC, flash, msg);
-            cudaError_t e = cudaStreamEndCapture(m->st, &g);
-            if (rc != RAGD_OK) {
-                if (e == cudaSuccess) cudaGraphDestroy(g);
-                return rc;
+            for (;;) {
+                cudaGraph_t g;
+                CK(cudaStreamBeginCapture(m->st, cudaStreamCaptureModeThreadLocal));
+                int rc = run_layers(m, Tr, ntr, ATT_NSMAX, 1, m->G <= ATT_RMAX_DEC, flash, msg);
+                cudaError_t e = cudaStreamEndCapture(m->st, &g);
+                if (rc == RAGD_OK && e == cudaSuccess) {
+                    e = cudaGraphInstantiate(&m->graph[gb], g, 0);
+                    cudaGraphDestroy(g);
+                    if (e == cudaSuccess) break;
+                } else if (e == cudaSuccess) {
+                    cudaGraphDestroy(g);
+                }
+                if (!m->pdl) {
+                    if (rc != RAGD_OK) return rc;
+                    CK(e);
+                }
+                /* a driver that cannot capture programmatic launches: capture without them */
+                fprintf(stderr, "ragd cuda: graph capture with PDL failed (%s); PDL off\n",
+                        rc != RAGD_OK ? msg : cudaGetErrorString(e));
+                (void)cudaGetLastError();
+                m->pdl = 0;
             }
-            CK(e);
-            e = cudaGraphInstantiate(&m->graph[gb], g, 0);
-            cudaGraphDestroy(g);
-            CK(e);
         }
         CK(cudaGraphLaunch(m->graph[gb], m->st));
     } else {
@@ -992,8 +1029,8 @@ extern "C" int rc_forward(rc_model *m, const ragd_batch *b, float *logits, ragd_
     int out_i = 0;
     for (int r0 = 0; r0 < nrows; r0 += m->LCH) {
         const int nr = nrows - r0 < m->LCH ? nrows - r0 : m->LCH;
-        k_rmsnorm<<<nr, NORM_THREADS, 0, m->st>>>(
-            m->h, m->delta, m->fnorm, m->xo, m->meta_d + m->o_rows + r0, m->H, m->cfg.rms_eps, 0);
+        KL((k_rmsnorm), nr, NORM_THREADS, 0, m->h, m->delta, m->fnorm, m->xo,
+           m->meta_d + m->o_rows + r0, m->H, m->cfg.rms_eps, 0);
         CKK();
         TRY(gemm(m, m->xo, m->lm_head, m->logits, nr, m->V, m->H, 1, msg));
         if (!out) {
@@ -1041,7 +1078,8 @@ extern "C" int rc_forward(rc_model *m, const ragd_batch *b, float *logits, ragd_
         if (hist_used)
             CK(cudaMemcpyAsync(m->hist_d, m->hist_h, hist_used * sizeof(int),
                                cudaMemcpyHostToDevice, m->st));
-        k_sample<<<nr, SAMPLE_THREADS, 0, m->st>>>(m->logits, m->V, m->sp_d, m->hist_d, m->so_d);
+        KL((k_sample), nr, SAMPLE_THREADS, 0, m->logits, m->V, m->sp_d, m->hist_d, m->so_d,
+           m->fast_sample);
         CKK();
         CK(cudaMemcpyAsync(m->so_h, m->so_d, (size_t)nr * sizeof(ragd_sample_out),
                            cudaMemcpyDeviceToHost, m->st));
