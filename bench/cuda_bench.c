@@ -495,8 +495,14 @@ static int cmd_decode(const char *dir, int batch, int ctx, int steps) {
     ragd_err e = {0};
     double t0 = 0;
     int warm = 5;
+    /* RAGD_PROFILE_STEPS=N: the profiler collects the first N timed steps (ncu
+     * --profile-from-start off) */
+    const char *pst = getenv("RAGD_PROFILE_STEPS");
+    const int prof = pst ? atoi(pst) : 0;
     for (int st = 0; st < steps + warm; ++st) {
         if (st == warm) t0 = ragd_now_ns() / 1e9;
+        if (prof > 0 && st == warm) rc_profiler(1);
+        if (prof > 0 && st == warm + prof) rc_profiler(0);
         for (int i = 0; i < batch; ++i) {
             bs[i].tokens = &cur[i];
             bs[i].n_new = 1;

@@ -3,6 +3,7 @@
  * graphs for decode steps. C interface in cuda_impl.h; kernels in cuda_kernels.cuh.
  */
 #include <cublasLt.h>
+#include <cuda_profiler_api.h>
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdarg.h>
@@ -67,6 +68,7 @@ struct gemm_plan {
 };
 
 #define N_GRAPH_BUCKETS 14
+#define GEMM_TUNE_ALGOS 8 /* cuBLASLt candidates timed for decode-sized GEMMs */
 /* 3, 5, 6, 7: small batches pad less (the skinny GEMM's cost grows with M);
  * RAGD_CUDA_GRAPH_FINE=0 skips them */
 static const int k_buckets[N_GRAPH_BUCKETS] = {1, 2, 3, 4, 5, 6, 7, 8, 16, 32, 64, 128, 192, 256};
@@ -122,6 +124,7 @@ struct rc_model {
     int gemv_maxm;  /* M <= gemv_maxm: k_gemv, else cuBLASLt (RAGD_CUDA_GEMV_MAXM, default 1) */
     int pdl; /* programmatic dependent launch between our kernels (sm_90+; RAGD_CUDA_PDL=0) */
     int fast_sample; /* exact top-k sampling path for 0 < top_k <= 512 (RAGD_CUDA_FAST_SAMPLE=0) */
+    int gemm_tune;   /* time cuBLASLt's candidates for bucket-sized M (RAGD_CUDA_GEMM_TUNE=0) */
 };
 
 /* Kernel launch on the model's stream; with m->pdl the launch carries the programmatic
@@ -366,6 +369,8 @@ extern "C" int rc_create(const rc_model_src *src, int device, float util, int ma
     m->fattn_on = !(fa && fa[0] == '0') && m->G <= FA_ROWS;
     const char *pd = getenv("RAGD_CUDA_PDL");
     m->pdl = !(pd && pd[0] == '0');
+    const char *gt = getenv("RAGD_CUDA_GEMM_TUNE");
+    m->gemm_tune = !(gt && gt[0] == '0');
     const char *fsm = getenv("RAGD_CUDA_FAST_SAMPLE");
     m->fast_sample = !(fsm && fsm[0] == '0');
     const char *fd = getenv("RAGD_CUDA_FATTN_DEC");
@@ -649,7 +654,14 @@ extern "C" int rc_copy_blocks(rc_model *m, const int32_t *src, const int32_t *ds
 
 /* ------------------------------------------------------------------------------------------ */
 /* GEMM: Y[M][N] = X[M][K] W[N][K]^T, bf16 inputs, f32 accumulation, bf16 or f32 output. */
-static int gemm_plan_get(rc_model *m, int M, int N, int K, int f32, gemm_plan **out, char *msg) {
+static int is_bucket(int M) {
+    for (int i = 0; i < N_GRAPH_BUCKETS; ++i)
+        if (k_buckets[i] == M) return 1;
+    return 0;
+}
+
+static int gemm_plan_get(rc_model *m, int M, int N, int K, int f32, const bf16 *X, const bf16 *W,
+                         void *Y, gemm_plan **out, char *msg) {
     for (int i = 0; i < m->n_plans; ++i) {
         gemm_plan *p = &m->plans[i];
         if (p->M == M && p->N == N && p->K == K && p->f32 == f32) {
@@ -681,16 +693,46 @@ static int gemm_plan_get(rc_model *m, int M, int N, int K, int f32, gemm_plan **
     CKL(cublasLtMatmulPreferenceCreate(&pref));
     CKL(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                              &m->ws_size, sizeof(m->ws_size)));
-    cublasLtMatmulHeuristicResult_t res;
+    cublasLtMatmulHeuristicResult_t res[GEMM_TUNE_ALGOS];
     int nres = 0;
     cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(m->lt, p->desc, p->a, p->b, p->c, p->c, pref,
-                                                      1, &res, &nres);
+                                                      GEMM_TUNE_ALGOS, res, &nres);
     cublasLtMatmulPreferenceDestroy(pref);
     if (s != CUBLAS_STATUS_SUCCESS || nres < 1) {
         msgf(msg, "cuBLASLt found no algorithm for %dx%dx%d (status %d)", M, N, K, (int)s);
         return RAGD_EDEVICE;
     }
-    p->algo = res.algo;
+    p->algo = res[0].algo;
+    /* decode batch sizes (the graph buckets) run thousands of times: time the heuristic's
+     * candidates once on the real operands and keep the fastest. Never while capturing. */
+    cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+    CK(cudaStreamIsCapturing(m->st, &cs));
+    if (m->gemm_tune && nres > 1 && is_bucket(M) && cs == cudaStreamCaptureStatusNone) {
+        cudaEvent_t e0, e1;
+        CK(cudaEventCreate(&e0));
+        CK(cudaEventCreate(&e1));
+        const float alpha = 1.f, beta = 0.f;
+        float best = 1e30f;
+        int besti = 0;
+        for (int i = 0; i < nres; ++i) {
+            float ms = 0.f;
+            cublasStatus_t st = CUBLAS_STATUS_SUCCESS;
+            for (int r = 0; r < 4 && st == CUBLAS_STATUS_SUCCESS; ++r) {
+                if (r == 1) cudaEventRecord(e0, m->st);
+                st = cublasLtMatmul(m->lt, p->desc, &alpha, W, p->a, X, p->b, &beta, Y, p->c, Y,
+                                    p->c, &res[i].algo, m->ws, m->ws_size, m->st);
+            }
+            cudaEventRecord(e1, m->st);
+            if (cudaEventSynchronize(e1) != cudaSuccess || st != CUBLAS_STATUS_SUCCESS ||
+                cudaEventElapsedTime(&ms, e0, e1) != cudaSuccess)
+                continue;
+            if (ms < best) best = ms, besti = i;
+        }
+        cudaEventDestroy(e0);
+        cudaEventDestroy(e1);
+        (void)cudaGetLastError();
+        p->algo = res[besti].algo;
+    }
     m->n_plans++;
     *out = p;
     return RAGD_OK;
@@ -727,7 +769,7 @@ static int gemm(rc_model *m, const bf16 *X, const bf16 *W, void *Y, int M, int N
         return RAGD_OK;
     }
     gemm_plan *p;
-    TRY(gemm_plan_get(m, M, N, K, f32, &p, msg));
+    TRY(gemm_plan_get(m, M, N, K, f32, X, W, Y, &p, msg));
     const float alpha = 1.f, beta = 0.f;
     CKL(cublasLtMatmul(m->lt, p->desc, &alpha, W, p->a, X, p->b, &beta, Y, p->c, Y, p->c, &p->algo,
                        m->ws, m->ws_size, m->st));
@@ -996,6 +1038,9 @@ extern "C" int rc_forward(rc_model *m, const ragd_batch *b, float *logits, ragd_
                        m->st));
     if (gb >= 0) {
         if (!m->graph[gb]) {
+            /* one eager pass first: GEMM plans are created (and tuned) outside the capture;
+             * it writes the same K/V values the graph will write again */
+            TRY(run_layers(m, Tr, ntr, ATT_NSMAX, 1, m->G <= ATT_RMAX_DEC, flash, msg));
             for (;;) {
                 cudaGraph_t g;
                 CK(cudaStreamBeginCapture(m->st, cudaStreamCaptureModeThreadLocal));
@@ -1088,6 +1133,13 @@ extern "C" int rc_forward(rc_model *m, const ragd_batch *b, float *logits, ragd_
     }
     CK(cudaStreamSynchronize(m->st));
     return RAGD_OK;
+}
+
+extern "C" void rc_profiler(int on) {
+    if (on)
+        cudaProfilerStart();
+    else
+        cudaProfilerStop();
 }
 
 extern "C" double rc_sync_time(rc_model *m) {
