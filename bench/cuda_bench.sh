@@ -11,7 +11,8 @@
 #   6. transformers on the same model and GPU (batch-1 decode, static batches of 5).
 # Usage: bench/cuda_bench.sh [shared_dir] [out_dir]     (env: BIN=dir with cuda_bench, MODEL=dir;
 #        SKIP_HF=1 skips step 6; SERVE_AB="VAR=VALUE ..." repeats the served seed workload with those
-#        settings, SERVE_AB_ALL=1 also the 64- and 256-user runs)
+#        settings, SERVE_AB_ALL=1 also the 64- and 256-user runs; HF_THREAD_LOOPS=L adds transformers
+#        with one thread per user, L of the 4 loops)
 set -uo pipefail
 SHARED=${1:-${RAGD_SHARED:-../shared}}
 OUTD=${2:-${OUT:-/tmp/cuda_bench_out}}
@@ -101,7 +102,7 @@ PY
     fi
     cp "$LTD/seed_5x4_2048.out" "$OUTD/" 2>/dev/null
 fi
-[ -n "${SKIP_HF:-}" ] || python3 "$ROOT/bench/hf_bench.py" "$MODEL" --rounds 1 2>&1 | tee "$OUTD/hf.log" | grep "^HF"
+[ -n "${SKIP_HF:-}" ] || python3 "$ROOT/bench/hf_bench.py" "$MODEL" --rounds 1 --thread-loops "${HF_THREAD_LOOPS:-0}" 2>&1 | tee "$OUTD/hf.log" | grep "^HF"
 echo "== summary"
 grep -E "^golden:|^batched|^sampling|RESULT" "$OUTD/golden.log"
 grep -E "DECODE|PREFILL|SEED|bandwidth" "$OUTD/suite.log"

@@ -20,6 +20,7 @@ static const char *USAGE =
     "  --overlap N          tokens shared by consecutive chunks (default 32)\n"
     "  --text-column NAME   CSV column holding the text (default text)\n"
     "  --embed-batch N      chunks per embedding call (default 128)\n"
+    "  --embed-device D     cpu (default) or cuda: where the embedding model runs\n"
     "  --quiet              no progress bar\n"
     "Unchanged files are skipped; changed files replace their chunks; each file is one\n"
     "transaction, so an interrupted run is finished by running it again.\n";
@@ -41,7 +42,7 @@ static void progress(void *ctx, size_t done, size_t total, size_t chunks, double
 }
 
 static int run_ingest(int argc, char **argv) {
-    const char *kb_path = NULL, *index = NULL, *embed = NULL, *text_col = "text";
+    const char *kb_path = NULL, *index = NULL, *embed = NULL, *text_col = "text", *device = "cpu";
     int chunk_tokens = 256, overlap = 32, batch = 128, quiet = 0;
     static const struct option opts[] = {{"kb", required_argument, 0, 'k'},
                                          {"index", required_argument, 0, 'i'},
@@ -50,6 +51,7 @@ static int run_ingest(int argc, char **argv) {
                                          {"overlap", required_argument, 0, 'o'},
                                          {"text-column", required_argument, 0, 't'},
                                          {"embed-batch", required_argument, 0, 'b'},
+                                         {"embed-device", required_argument, 0, 'd'},
                                          {"quiet", no_argument, 0, 'q'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
@@ -69,6 +71,13 @@ static int run_ingest(int argc, char **argv) {
                 break;
             case 't':
                 text_col = optarg;
+                break;
+            case 'd':
+                if (strcmp(optarg, "cpu") && strcmp(optarg, "cuda")) {
+                    fprintf(stderr, "ragd ingest: --embed-device must be cpu or cuda\n");
+                    return 2;
+                }
+                device = optarg;
                 break;
             case 'q':
                 quiet = 1;
@@ -107,6 +116,7 @@ static int run_ingest(int argc, char **argv) {
         return 2;
     }
     kb_cli k;
+    kb_cli_set_embed_device(device);
     if (kb_cli_open(&k, kb_path, 0, embed, NULL)) return 1;
     prog p = {!quiet && isatty(2)};
     ragd_kb_ingest_opts io = {index, k.emb, chunk_tokens, overlap, text_col, batch, progress, &p};

@@ -4,6 +4,12 @@
 #include <stdio.h>
 #include <string.h>
 
+static const char *g_embed_device; /* NULL: cpu */
+
+void kb_cli_set_embed_device(const char *device) {
+    g_embed_device = device;
+}
+
 int kb_cli_open(kb_cli *c, const char *kb_path, int readonly, const char *embed_spec,
                 const ragd_kb_opts *extra) {
     memset(c, 0, sizeof *c);
@@ -18,7 +24,8 @@ int kb_cli_open(kb_cli *c, const char *kb_path, int readonly, const char *embed_
         kb_cli_close(c);
         return 1;
     }
-    if (embed_spec && ragd_kb_embedder_open(embed_spec, c->pool, &c->emb, &err)) {
+    if (embed_spec &&
+        ragd_kb_embedder_open_on(embed_spec, g_embed_device, c->pool, &c->emb, &err)) {
         fprintf(stderr, "ragd: --embed-model %s: %s\n", embed_spec, err.msg);
         kb_cli_close(c);
         return 1;

@@ -140,8 +140,9 @@ int ragd_kb_embedder_from_engine(struct ragd_embedder *engine, const char *model
     return wrap_engine(engine, 0, model_dir, out, err);
 }
 
-static int open_model(const char *dir, ragd_pool *pool, ragd_kb_embedder **out, ragd_err *err) {
-    ragd_embedder_opts o = {.model_dir = dir, .pool = pool};
+static int open_model(const char *dir, const char *device, ragd_pool *pool, ragd_kb_embedder **out,
+                      ragd_err *err) {
+    ragd_embedder_opts o = {.model_dir = dir, .device = device, .pool = pool};
     ragd_embedder *e = NULL;
     int rc = ragd_embedder_create(&o, &e, err);
     if (rc) return rc;
@@ -158,8 +159,10 @@ int ragd_kb_embedder_from_engine(struct ragd_embedder *engine, const char *model
     return ragd_err_set(err, RAGD_EUNSUPPORTED, "this build has no embedding engine");
 }
 
-static int open_model(const char *dir, ragd_pool *pool, ragd_kb_embedder **out, ragd_err *err) {
+static int open_model(const char *dir, const char *device, ragd_pool *pool, ragd_kb_embedder **out,
+                      ragd_err *err) {
     (void)dir;
+    (void)device;
     (void)pool;
     (void)out;
     return ragd_err_set(err, RAGD_EUNSUPPORTED,
@@ -170,6 +173,11 @@ static int open_model(const char *dir, ragd_pool *pool, ragd_kb_embedder **out, 
 
 int ragd_kb_embedder_open(const char *spec, ragd_pool *pool, ragd_kb_embedder **out,
                           ragd_err *err) {
+    return ragd_kb_embedder_open_on(spec, NULL, pool, out, err);
+}
+
+int ragd_kb_embedder_open_on(const char *spec, const char *device, ragd_pool *pool,
+                             ragd_kb_embedder **out, ragd_err *err) {
     (void)pool;
     *out = NULL;
     if (!strncmp(spec, "hash:", 5)) {
@@ -181,7 +189,7 @@ int ragd_kb_embedder_open(const char *spec, ragd_pool *pool, ragd_kb_embedder **
     }
     if (!ragd_dir_exists(spec))
         return ragd_err_set(err, RAGD_ENOTFOUND, "no model directory %s", spec);
-    return open_model(spec, pool, out, err);
+    return open_model(spec, device, pool, out, err);
 }
 
 void ragd_kb_embedder_close(ragd_kb_embedder *e) {

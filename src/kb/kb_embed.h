@@ -14,6 +14,10 @@
 #include "util/threadpool.h"
 
 int ragd_kb_embedder_open(const char *spec, ragd_pool *pool, ragd_kb_embedder **out, ragd_err *err);
+/* The same with the embedding engine's device for a model directory ("cpu" or "cuda"; NULL =
+ * cpu); ignored for hash:DIM. */
+int ragd_kb_embedder_open_on(const char *spec, const char *device, ragd_pool *pool,
+                             ragd_kb_embedder **out, ragd_err *err);
 void ragd_kb_embedder_close(ragd_kb_embedder *e);
 
 /* The hash embedder directly (dim 8..4096). */

@@ -373,7 +373,7 @@ extern "C" int rc_create(const rc_model_src *src, int device, float util, int ma
     const char *pd = getenv("RAGD_CUDA_PDL");
     m->pdl = !(pd && pd[0] == '0');
     const char *sf = getenv("RAGD_CUDA_SPLIT_FILL");
-    m->split_fill = sf ? atoi(sf) : 8;
+    m->split_fill = sf ? atoi(sf) : 2;
     if (m->split_fill < 0) m->split_fill = 0;
     const char *gt = getenv("RAGD_CUDA_GEMM_TUNE");
     m->gemm_tune = !(gt && gt[0] == '0');
