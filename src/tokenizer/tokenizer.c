@@ -1201,10 +1201,14 @@ int ragd_tokenizer_encode(const ragd_tokenizer *t, const char *text, size_t len,
 /* ---------------------------------------------------------------------------------------- */
 /* decoding                                                                                  */
 
+/* lenient: ids the tokenizer has no string for (a model's padded vocabulary rows, e.g.
+ * Qwen2.5's 152,064 logits over 151,665 tokens) decode to nothing, as in transformers, instead
+ * of failing - a sampler can pick them. Negative ids are always an error. */
 static int gather(const ragd_tokenizer *t, const int32_t *ids, size_t n, bool skip_special,
-                  ragd_buf *raw, ragd_err *err) {
+                  bool lenient, ragd_buf *raw, ragd_err *err) {
     for (size_t i = 0; i < n; i++) {
         int32_t id = ids[i];
+        if (lenient && id >= 0 && (id >= t->n_ids || !t->tok_str[id])) continue;
         if (id < 0 || id >= t->n_ids || !t->tok_str[id])
             return ragd_err_set(err, RAGD_EINVAL, "token id %d out of range (vocabulary %d)", id,
                                 t->n_ids);
@@ -1219,7 +1223,7 @@ static int gather(const ragd_tokenizer *t, const int32_t *ids, size_t n, bool sk
 int ragd_tokenizer_decode(const ragd_tokenizer *t, const int32_t *ids, size_t n, bool skip_special,
                           ragd_buf *out, ragd_err *err) {
     ragd_buf raw = {0};
-    int rc = gather(t, ids, n, skip_special, &raw, err);
+    int rc = gather(t, ids, n, skip_special, false, &raw, err);
     if (!rc) {
         ragd_tok_utf8_lossy(raw.data ? raw.data : "", raw.len, true, out, &rc);
         if (rc)
@@ -1238,7 +1242,7 @@ void ragd_detok_init(ragd_detok *d, const ragd_tokenizer *tok, bool skip_special
 }
 
 int ragd_detok_push(ragd_detok *d, int32_t id, ragd_buf *out, ragd_err *err) {
-    int rc = gather(d->tok, &id, 1, d->skip_special, &d->pending, err);
+    int rc = gather(d->tok, &id, 1, d->skip_special, true, &d->pending, err);
     if (rc) return rc;
     size_t used = ragd_tok_utf8_lossy(d->pending.data ? d->pending.data : "", d->pending.len, false,
                                       out, &rc);

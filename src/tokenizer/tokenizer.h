@@ -53,7 +53,9 @@ typedef struct ragd_detok {
 } ragd_detok;
 
 void ragd_detok_init(ragd_detok *d, const ragd_tokenizer *tok, bool skip_special);
-/* Append the text that became complete after `id` to out (possibly nothing). */
+/* Append the text that became complete after `id` to out (possibly nothing). Ids the tokenizer
+ * has no string for (a model's padded vocabulary rows) add nothing, as in transformers;
+ * negative ids are an error. */
 int ragd_detok_push(ragd_detok *d, int32_t id, ragd_buf *out, ragd_err *err);
 /* Append whatever is left (invalid trailing bytes become U+FFFD, as decode() does). */
 int ragd_detok_flush(ragd_detok *d, ragd_buf *out);

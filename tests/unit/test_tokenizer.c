@@ -151,6 +151,23 @@ static void test_invalid_input(void **state) {
     assert_int_equal(ragd_tokenizer_decode(qwen, bad_ids, 2, false, &out, &err), RAGD_EINVAL);
     bad_ids[1] = 1 << 30;
     assert_int_equal(ragd_tokenizer_decode(qwen, bad_ids, 2, false, &out, &err), RAGD_EINVAL);
+    /* the streaming detokenizer of a generation skips ids past the tokenizer (a model's padded
+     * vocabulary rows, which a sampler can pick) instead of failing the stream; negative ids
+     * still fail */
+    ragd_detok d;
+    ragd_detok_init(&d, qwen, false);
+    ragd_buf s = {0};
+    assert_int_equal(ragd_detok_push(&d, 9707, &s, &err), 0);
+    const size_t len1 = s.len;
+    assert_true(len1 > 0);
+    assert_int_equal(ragd_detok_push(&d, 152000, &s, &err), 0);
+    assert_int_equal(ragd_detok_push(&d, 1 << 30, &s, &err), 0);
+    assert_int_equal(s.len, len1);
+    assert_int_equal(ragd_detok_push(&d, 9707, &s, &err), 0);
+    assert_int_equal(s.len, 2 * len1);
+    assert_int_equal(ragd_detok_push(&d, -1, &s, &err), RAGD_EINVAL);
+    ragd_detok_free(&d);
+    ragd_buf_free(&s);
     ragd_buf_free(&out);
 }
 
