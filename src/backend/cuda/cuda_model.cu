@@ -126,6 +126,8 @@ struct rc_model {
     int fast_sample; /* exact top-k sampling path for 0 < top_k <= 512 (RAGD_CUDA_FAST_SAMPLE=0) */
     int gemm_tune;   /* time cuBLASLt's candidates for bucket-sized M (RAGD_CUDA_GEMM_TUNE=0) */
     int sms;         /* multiprocessors */
+    int gemv1_rw_small, gemv1_rw_big; /* rows per k_gemv block for M = 1, K <= 4096 / larger
+                                         (RAGD_CUDA_GEMV1_RW=small,big) */
     int split_fill;  /* split-K attention aims at split_fill x sms blocks (RAGD_CUDA_SPLIT_FILL;
                         0 = split every min_keys keys as before) */
 };
@@ -372,6 +374,14 @@ extern "C" int rc_create(const rc_model_src *src, int device, float util, int ma
     m->fattn_on = !(fa && fa[0] == '0') && m->G <= FA_ROWS;
     const char *pd = getenv("RAGD_CUDA_PDL");
     m->pdl = !(pd && pd[0] == '0');
+    m->gemv1_rw_small = 1;
+    m->gemv1_rw_big = 1;
+    const char *g1 = getenv("RAGD_CUDA_GEMV1_RW");
+    if (g1) {
+        int a = 0, b = 0;
+        if (sscanf(g1, "%d,%d", &a, &b) == 2 && a >= 1 && a <= 8 && b >= 1 && b <= 8)
+            m->gemv1_rw_small = a, m->gemv1_rw_big = b;
+    }
     const char *sf = getenv("RAGD_CUDA_SPLIT_FILL");
     m->split_fill = sf ? atoi(sf) : 2;
     if (m->split_fill < 0) m->split_fill = 0;
@@ -769,7 +779,27 @@ static int gemm(rc_model *m, const bf16 *X, const bf16 *W, void *Y, int M, int N
         else                                                                                       \
             GV1(MM, 1)                                                                             \
         break;
-        switch (M) { GV(1, 1) GV(2, 1) GV(3, 2) GV(4, 2) GV(5, 4) GV(6, 4) GV(7, 4) GV(8, 4) }
+        if (M == 1) {
+            /* rows per block for one token, by K (same per-row arithmetic for every choice:
+             * each thread visits k = tid + j * NT in order, whatever the unroll) */
+            switch (K <= 4096 ? m->gemv1_rw_small : m->gemv1_rw_big) {
+                case 8:
+                    GV1(1, 8)
+                    break;
+                case 4:
+                    GV1(1, 4)
+                    break;
+                case 2:
+                    GV1(1, 2)
+                    break;
+                default:
+                    GV1(1, 1)
+                    break;
+            }
+            CKK();
+            return RAGD_OK;
+        }
+        switch (M) { GV(2, 1) GV(3, 2) GV(4, 2) GV(5, 4) GV(6, 4) GV(7, 4) GV(8, 4) }
 #undef GV1
 #undef GV
         CKK();
