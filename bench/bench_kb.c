@@ -6,8 +6,11 @@
  *      ragd_kb_search in bm25 / vector-exact / vector-HNSW / hybrid mode, and the gain of one
  *      batched call for 50 queries with 50% duplicates over 50 one-at-a-time calls.
  * usage: bench_kb [--n N] [--dim D] [--queries Q] [--kb-n N] [--no-kb] [--no-vec] [--no-kb-hnsw]
- *                 [--no-hnsw]
+ *                 [--no-hnsw] [--kb-db FILE]
  *                 [--threads T] [--M 16] [--efc 200] [--ef 64]
+ * --kb-db FILE keeps the kb benchmark's database in FILE; when FILE already holds the index
+ * "bench" the ingest is skipped and the searches run on it (measure search changes at 1M
+ * without re-ingesting for ten minutes).
  * Prints one JSON object per measurement line ("bench":...). */
 #include <math.h>
 #include <stdio.h>
@@ -198,20 +201,16 @@ static void load_sentences(strv *sent, strv *questions) {
     free(data);
 }
 
-static void bench_kb(size_t n, int dim, size_t nq, ragd_pool *pool, int ef, int kb_hnsw) {
-    strv sent = {0}, qs = {0};
-    load_sentences(&sent, &qs);
-    char dir[] = "/tmp/bench_kb_XXXXXX";
-    if (!mkdtemp(dir)) abort();
-    char corpus[256], db[256];
-    snprintf(corpus, sizeof corpus, "%s/corpus.jsonl", dir);
-    snprintf(db, sizeof db, "%s/kb.db", dir);
+/* n passages of 2-5 random corpus sentences -> corpus (jsonl) -> ingest into index "bench" */
+static void ingest_synthetic(ragd_kb *kb, const ragd_kb_embedder *emb, const strv *sent,
+                             const char *corpus, size_t n, ragd_kb_ingest_stats *st) {
     FILE *f = fopen(corpus, "w");
     ragd_buf line = {0};
     for (size_t i = 0; i < n; i++) {
         ragd_buf_clear(&line);
         int ns = 2 + (int)(urand() * 4);
-        for (int s = 0; s < ns; s++) ragd_buf_puts(&line, sent.data[(size_t)(urand() * sent.len)]);
+        for (int s = 0; s < ns; s++)
+            ragd_buf_puts(&line, sent->data[(size_t)(urand() * sent->len)]);
         fprintf(f, "{\"id\":\"p%zu\",\"text\":", i);
         ragd_buf tmp = {0};
         ragd_buf_json_str(&tmp, line.data, line.len);
@@ -220,23 +219,48 @@ static void bench_kb(size_t n, int dim, size_t nq, ragd_pool *pool, int ef, int 
     }
     fclose(f);
     ragd_buf_free(&line);
-    ragd_kb *kb;
-    ragd_kb_opts o = {.path = db, .pool = pool, .hnsw_threshold = (size_t)-1, .hnsw_ef_search = ef};
-    if (ragd_kb_open(&o, &kb, NULL)) abort();
-    ragd_kb_embedder *emb;
-    ragd_kb_hash_embedder_create(dim, &emb, NULL);
     const char *paths[] = {corpus};
-    ragd_kb_ingest_opts io = {"bench", emb, 0, 0, NULL, 256, NULL, NULL};
-    ragd_kb_ingest_stats st;
     ragd_err err = {0};
-    if (ragd_kb_ingest(kb, paths, 1, &io, &st, &err)) {
+    ragd_kb_ingest_opts io = {"bench", emb, 0, 0, NULL, 256, NULL, NULL};
+    if (ragd_kb_ingest(kb, paths, 1, &io, st, &err)) {
         fprintf(stderr, "ingest: %s\n", err.msg);
         exit(1);
     }
     printf("{\"bench\":\"ingest\",\"chunks\":%zu,\"embedder\":\"%s\",\"seconds\":%.1f,"
            "\"chunks_per_s\":%.0f}\n",
-           st.chunks, emb->model_name, st.seconds, (double)st.chunks / st.seconds);
+           st->chunks, emb->model_name, st->seconds, (double)st->chunks / st->seconds);
     fflush(stdout);
+}
+
+static void bench_kb(size_t n, int dim, size_t nq, ragd_pool *pool, int ef, int kb_hnsw,
+                     const char *keep_db) {
+    strv sent = {0}, qs = {0};
+    load_sentences(&sent, &qs);
+    char dir[] = "/tmp/bench_kb_XXXXXX";
+    if (!mkdtemp(dir)) abort();
+    char corpus[256], db[4096];
+    snprintf(corpus, sizeof corpus, "%s/corpus.jsonl", dir);
+    snprintf(db, sizeof db, "%s", keep_db ? keep_db : "");
+    if (!keep_db) snprintf(db, sizeof db, "%s/kb.db", dir);
+    ragd_kb *kb;
+    ragd_kb_opts o = {.path = db, .pool = pool, .hnsw_threshold = (size_t)-1, .hnsw_ef_search = ef};
+    if (ragd_kb_open(&o, &kb, NULL)) abort();
+    ragd_kb_embedder *emb;
+    ragd_kb_hash_embedder_create(dim, &emb, NULL);
+    ragd_kb_ingest_stats st = {0};
+    ragd_err err = {0};
+    ragd_store_index have;
+    ragd_store *store = ragd_kb_store(kb);
+    if (keep_db && store->ops->get_index(store, "bench", &have, NULL) == RAGD_OK) {
+        /* --kb-db with an existing index: measure searches on it, no new ingest */
+        int64_t df = 0, nd = 0;
+        const char *none[] = {"x"};
+        ragd_kb_term_stats(kb, "bench", none, 1, &df, &nd, NULL);
+        st.chunks = (size_t)nd;
+        fprintf(stderr, "bench_kb: reusing %s (%zu chunks)\n", db, st.chunks);
+    } else {
+        ingest_synthetic(kb, emb, &sent, corpus, n, &st);
+    }
     const char *ix[] = {"bench"};
     double *lat = malloc(nq * sizeof *lat);
     struct {
@@ -308,6 +332,7 @@ static void bench_kb(size_t n, int dim, size_t nq, ragd_pool *pool, int ef, int 
     free(lat);
     ragd_kb_embedder_close(emb);
     ragd_kb_close(kb);
+    if (keep_db) fprintf(stderr, "bench_kb: kept %s\n", db);
     for (size_t i = 0; i < sent.len; i++) free(sent.data[i]);
     for (size_t i = 0; i < qs.len; i++) free(qs.data[i]);
     RAGD_VEC_FREE(&sent);
@@ -319,6 +344,7 @@ static void bench_kb(size_t n, int dim, size_t nq, ragd_pool *pool, int ef, int 
 
 int main(int argc, char **argv) {
     size_t n = 100000, nq = 200, kb_n = 100000;
+    const char *kb_db = NULL;
     int dim = 512, threads = 0, M = 16, efc = 200, ef = 64, do_kb = 1, do_vec = 1, kb_hnsw = 1,
         hnsw = 1;
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -340,6 +366,8 @@ int main(int argc, char **argv) {
             efc = atoi(v), i++;
         else if (!strcmp(a, "--ef"))
             ef = atoi(v), i++;
+        else if (!strcmp(a, "--kb-db"))
+            kb_db = v, i++;
         else if (!strcmp(a, "--no-kb"))
             do_kb = 0;
         else if (!strcmp(a, "--no-vec"))
@@ -351,7 +379,7 @@ int main(int argc, char **argv) {
         else {
             fprintf(stderr, "usage: bench_kb [--n N] [--kb-n N] [--dim D] [--queries Q] "
                             "[--threads T] [--M M] [--efc E] [--ef E] [--no-kb] [--no-vec] "
-                            "[--no-kb-hnsw] [--no-hnsw]\n");
+                            "[--no-kb-hnsw] [--no-hnsw] [--kb-db FILE]\n");
             return 2;
         }
     }
@@ -360,7 +388,7 @@ int main(int argc, char **argv) {
     printf("{\"bench\":\"machine\",\"threads\":%d,\"cpus\":%ld}\n", ragd_pool_size(pool),
            sysconf(_SC_NPROCESSORS_ONLN));
     if (do_vec) bench_vectors(n, dim, nq, pool, M, efc, ef, hnsw);
-    if (do_kb) bench_kb(kb_n, dim, nq, pool, ef, kb_hnsw);
+    if (do_kb) bench_kb(kb_n, dim, nq, pool, ef, kb_hnsw, kb_db);
     ragd_pool_destroy(pool);
     return 0;
 }
