@@ -1,12 +1,15 @@
 /* bench_kb - knowledge-base benchmarks:
- *   1. vectors: exact (BLAS) and HNSW query latency p50/p99 on synthetic clustered vectors
- *      (n x dim, L2-normalised), HNSW build time and recall@10 against exact search;
+ *   1. vectors: exact query latency p50/p99 on synthetic clustered vectors (n x dim,
+ *      L2-normalised) over f32 (BLAS) and f16 (own kernel; --exact-dtype), 50 queries batched
+ *      against one at a time, HNSW (f32 or --hnsw-f16 node vectors) build time with progress
+ *      on stderr, recall@10 against exact f32 search and latency;
  *   2. kb: ingest throughput (chunks/s) of synthetic Chinese passages (sentences of the
  *      CMRC2018 corpus recombined) with the hash:DIM embedder, then latency p50/p99 of
  *      ragd_kb_search in bm25 / vector-exact / vector-HNSW / hybrid mode, and the gain of one
  *      batched call for 50 queries with 50% duplicates over 50 one-at-a-time calls.
  * usage: bench_kb [--n N] [--dim D] [--queries Q] [--kb-n N] [--no-kb] [--no-vec] [--no-kb-hnsw]
- *                 [--no-hnsw] [--kb-db FILE]
+ *                 [--no-hnsw] [--kb-db FILE] [--exact-dtype f32|f16|both] [--hnsw-f16]
+ *                 [--kb-dtype f32|f16]
  *                 [--threads T] [--M 16] [--efc 200] [--ef 64]
  * --kb-db FILE keeps the kb benchmark's database in FILE; when FILE already holds the index
  * "bench" the ingest is skipped and the searches run on it (measure search changes at 1M
@@ -72,8 +75,61 @@ static double pct(double *v, size_t n, double p) {
     return v[i < n ? i : n - 1];
 }
 
+/* exact top-10 over the f32 base, or the f16 copy when base16 is set */
+static void topk(const float *base, const uint16_t *base16, size_t n, int dim, const float *q,
+                 size_t m, ragd_pool *pool, int64_t *idx, float *sc) {
+    int rc = base16 ? ragd_vec_exact_topk_f16(base16, n, dim, q, m, 10, pool, idx, sc, NULL)
+                    : ragd_vec_exact_topk(base, n, dim, q, m, 10, pool, idx, sc, NULL);
+    if (rc) abort();
+}
+
+/* exact search one query at a time (p50/p99) and 50 queries batched vs 50 single calls */
+static void bench_exact(const float *base, const uint16_t *base16, size_t n, int dim,
+                        const float *q, size_t nq, ragd_pool *pool, int64_t *ei, float *es,
+                        const int64_t *ref_idx) {
+    const char *dt = base16 ? "f16" : "f32";
+    double *lat = malloc(nq * sizeof *lat);
+    for (size_t i = 0; i < nq; i++) {
+        uint64_t s = ragd_now_ns();
+        topk(base, base16, n, dim, q + i * dim, 1, pool, ei + i * 10, es + i * 10);
+        lat[i] = (double)(ragd_now_ns() - s) / 1e6;
+    }
+    double overlap = 1.0;
+    if (ref_idx) { /* top-10 overlap with the f32 search */
+        size_t hit = 0;
+        for (size_t i = 0; i < nq; i++)
+            for (int a = 0; a < 10; a++)
+                for (int c = 0; c < 10; c++) hit += ei[i * 10 + a] == ref_idx[i * 10 + c];
+        overlap = (double)hit / (double)(nq * 10);
+    }
+    printf("{\"bench\":\"exact_single\",\"dtype\":\"%s\",\"n\":%zu,\"dim\":%d,"
+           "\"vectors_mb\":%.0f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"top10_overlap_vs_f32\":%.4f}\n",
+           dt, n, dim, (double)n * dim * (base16 ? 2 : 4) / 1e6, pct(lat, nq, 0.5),
+           pct(lat, nq, 0.99), overlap);
+    size_t b = nq < 50 ? nq : 50;
+    int64_t *bi = malloc(b * 10 * sizeof *bi);
+    float *bs = malloc(b * 10 * sizeof *bs);
+    double best_batch = 1e30, best_single = 1e30;
+    for (int rep = 0; rep < 3; rep++) {
+        uint64_t s = ragd_now_ns();
+        topk(base, base16, n, dim, q, b, pool, bi, bs);
+        double tb = (double)(ragd_now_ns() - s) / 1e6;
+        s = ragd_now_ns();
+        for (size_t i = 0; i < b; i++) topk(base, base16, n, dim, q + i * dim, 1, pool, bi, bs);
+        double ts = (double)(ragd_now_ns() - s) / 1e6;
+        if (tb < best_batch) best_batch = tb;
+        if (ts < best_single) best_single = ts;
+    }
+    printf("{\"bench\":\"exact_batch\",\"dtype\":\"%s\",\"n\":%zu,\"queries\":%zu,"
+           "\"batched_ms\":%.2f,\"one_at_a_time_ms\":%.2f,\"speedup\":%.2f}\n",
+           dt, n, b, best_batch, best_single, best_single / best_batch);
+    free(bi);
+    free(bs);
+    free(lat);
+}
+
 static void bench_vectors(size_t n, int dim, size_t nq, ragd_pool *pool, int M, int efc, int ef,
-                          int hnsw) {
+                          int hnsw, int hnsw_f16, int exact_dtypes) {
     uint64_t t0 = ragd_now_ns();
     float *all = clustered(n + nq, dim, 1000, 32, 0.02);
     float *base = all, *q = all + n * (size_t)dim;
@@ -81,36 +137,23 @@ static void bench_vectors(size_t n, int dim, size_t nq, ragd_pool *pool, int M, 
     double *lat = malloc(nq * sizeof *lat);
     int64_t *ei = malloc(nq * 10 * sizeof *ei);
     float *es = malloc(nq * 10 * sizeof *es);
-    /* exact, one query at a time (sgemv) */
-    for (size_t i = 0; i < nq; i++) {
-        uint64_t s = ragd_now_ns();
-        ragd_vec_exact_topk(base, n, dim, q + i * dim, 1, 10, pool, ei + i * 10, es + i * 10, NULL);
-        lat[i] = (double)(ragd_now_ns() - s) / 1e6;
+    uint16_t *base16 = NULL;
+    if (exact_dtypes & 2 || hnsw_f16) {
+        base16 = malloc(n * (size_t)dim * sizeof *base16);
+        if (!base16) abort();
+        ragd_vec_to_f16(base16, base, n * (size_t)dim);
     }
-    printf("{\"bench\":\"exact_single\",\"n\":%zu,\"dim\":%d,\"p50_ms\":%.3f,\"p99_ms\":%.3f}\n", n,
-           dim, pct(lat, nq, 0.5), pct(lat, nq, 0.99));
-    /* exact, 50 queries in one sgemm vs 50 sgemv */
-    size_t b = nq < 50 ? nq : 50;
-    int64_t *bi = malloc(b * 10 * sizeof *bi);
-    float *bs = malloc(b * 10 * sizeof *bs);
-    double best_batch = 1e30, best_single = 1e30;
-    for (int rep = 0; rep < 3; rep++) {
-        uint64_t s = ragd_now_ns();
-        ragd_vec_exact_topk(base, n, dim, q, b, 10, pool, bi, bs, NULL);
-        double tb = (double)(ragd_now_ns() - s) / 1e6;
-        s = ragd_now_ns();
-        for (size_t i = 0; i < b; i++)
-            ragd_vec_exact_topk(base, n, dim, q + i * dim, 1, 10, pool, bi, bs, NULL);
-        double ts = (double)(ragd_now_ns() - s) / 1e6;
-        if (tb < best_batch) best_batch = tb;
-        if (ts < best_single) best_single = ts;
+    /* f32 first: its top-10 is the reference (also for HNSW recall) */
+    bench_exact(base, NULL, n, dim, q, nq, pool, ei, es, NULL);
+    if (exact_dtypes & 2) {
+        int64_t *fi = malloc(nq * 10 * sizeof *fi);
+        float *fs = malloc(nq * 10 * sizeof *fs);
+        bench_exact(base, base16, n, dim, q, nq, pool, fi, fs, ei);
+        free(fi);
+        free(fs);
     }
-    printf("{\"bench\":\"exact_batch\",\"n\":%zu,\"queries\":%zu,\"batched_ms\":%.2f,"
-           "\"one_at_a_time_ms\":%.2f,\"speedup\":%.2f}\n",
-           n, b, best_batch, best_single, best_single / best_batch);
     if (!hnsw) {
-        free(bi);
-        free(bs);
+        free(base16);
         free(ei);
         free(es);
         free(lat);
@@ -119,12 +162,22 @@ static void bench_vectors(size_t n, int dim, size_t nq, ragd_pool *pool, int M, 
     }
     /* HNSW */
     ragd_hnsw *h;
-    ragd_hnsw_params p = {M, efc, 42};
+    ragd_hnsw_params p = {M, efc, 42, hnsw_f16};
     ragd_hnsw_create(dim, &p, &h, NULL);
     int64_t *labels = malloc(n * sizeof *labels);
     for (size_t i = 0; i < n; i++) labels[i] = (int64_t)i;
     t0 = ragd_now_ns();
-    if (ragd_hnsw_add_batch(h, base, labels, n, pool, NULL)) abort();
+    /* inserted in slices (the same incremental algorithm) to report progress */
+    size_t slice = n / 20 > 5000 ? n / 20 : 5000;
+    for (size_t i0 = 0; i0 < n; i0 += slice) {
+        size_t m = n - i0 < slice ? n - i0 : slice;
+        const void *src = hnsw_f16 ? (const void *)(base16 + i0 * (size_t)dim)
+                                   : (const void *)(base + i0 * (size_t)dim);
+        if (ragd_hnsw_add_batch(h, src, labels + i0, m, pool, NULL)) abort();
+        double el = (double)(ragd_now_ns() - t0) / 1e9;
+        fprintf(stderr, "hnsw build: %zu/%zu vectors, %.0f s elapsed, ~%.0f s left\n", i0 + m, n,
+                el, el / (double)(i0 + m) * (double)(n - i0 - m));
+    }
     double build_s = (double)(ragd_now_ns() - t0) / 1e9;
     ragd_buf blob = {0};
     ragd_hnsw_save(h, &blob);
@@ -140,18 +193,18 @@ static void bench_vectors(size_t n, int dim, size_t nq, ragd_pool *pool, int M, 
             for (size_t a = 0; a < nh; a++)
                 for (int c = 0; c < 10; c++) hit += hl[a] == ei[i * 10 + c];
         }
-        printf("{\"bench\":\"hnsw\",\"n\":%zu,\"dim\":%d,\"M\":%d,\"ef_construction\":%d,"
-               "\"ef_search\":%d,\"build_s\":%.1f,\"threads\":%d,\"graph_mb\":%.0f,"
-               "\"recall@10\":%.4f,\"p50_ms\":%.3f,\"p99_ms\":%.3f}\n",
-               n, dim, M, efc, e, build_s, ragd_pool_size(pool), (double)blob.len / 1e6,
-               (double)hit / (double)(nq * 10), pct(lat, nq, 0.5), pct(lat, nq, 0.99));
+        printf("{\"bench\":\"hnsw\",\"dtype\":\"%s\",\"n\":%zu,\"dim\":%d,\"M\":%d,"
+               "\"ef_construction\":%d,\"ef_search\":%d,\"build_s\":%.1f,\"threads\":%d,"
+               "\"graph_mb\":%.0f,\"recall@10\":%.4f,\"p50_ms\":%.3f,\"p99_ms\":%.3f}\n",
+               hnsw_f16 ? "f16" : "f32", n, dim, M, efc, e, build_s, ragd_pool_size(pool),
+               (double)blob.len / 1e6, (double)hit / (double)(nq * 10), pct(lat, nq, 0.5),
+               pct(lat, nq, 0.99));
         fflush(stdout);
     }
     ragd_buf_free(&blob);
     ragd_hnsw_destroy(h);
     free(labels);
-    free(bi);
-    free(bs);
+    free(base16);
     free(ei);
     free(es);
     free(lat);
@@ -203,7 +256,8 @@ static void load_sentences(strv *sent, strv *questions) {
 
 /* n passages of 2-5 random corpus sentences -> corpus (jsonl) -> ingest into index "bench" */
 static void ingest_synthetic(ragd_kb *kb, const ragd_kb_embedder *emb, const strv *sent,
-                             const char *corpus, size_t n, ragd_kb_ingest_stats *st) {
+                             const char *corpus, size_t n, const char *dtype,
+                             ragd_kb_ingest_stats *st) {
     FILE *f = fopen(corpus, "w");
     ragd_buf line = {0};
     for (size_t i = 0; i < n; i++) {
@@ -221,19 +275,20 @@ static void ingest_synthetic(ragd_kb *kb, const ragd_kb_embedder *emb, const str
     ragd_buf_free(&line);
     const char *paths[] = {corpus};
     ragd_err err = {0};
-    ragd_kb_ingest_opts io = {"bench", emb, 0, 0, NULL, 256, NULL, NULL};
+    ragd_kb_ingest_opts io = {"bench", emb, 0, 0, NULL, 256, NULL, NULL, dtype};
     if (ragd_kb_ingest(kb, paths, 1, &io, st, &err)) {
         fprintf(stderr, "ingest: %s\n", err.msg);
         exit(1);
     }
-    printf("{\"bench\":\"ingest\",\"chunks\":%zu,\"embedder\":\"%s\",\"seconds\":%.1f,"
-           "\"chunks_per_s\":%.0f}\n",
-           st->chunks, emb->model_name, st->seconds, (double)st->chunks / st->seconds);
+    printf("{\"bench\":\"ingest\",\"chunks\":%zu,\"embedder\":\"%s\",\"vector_dtype\":\"%s\","
+           "\"seconds\":%.1f,\"chunks_per_s\":%.0f}\n",
+           st->chunks, emb->model_name, dtype ? dtype : "f32", st->seconds,
+           (double)st->chunks / st->seconds);
     fflush(stdout);
 }
 
 static void bench_kb(size_t n, int dim, size_t nq, ragd_pool *pool, int ef, int kb_hnsw,
-                     const char *keep_db) {
+                     const char *keep_db, const char *dtype) {
     strv sent = {0}, qs = {0};
     load_sentences(&sent, &qs);
     char dir[] = "/tmp/bench_kb_XXXXXX";
@@ -259,7 +314,7 @@ static void bench_kb(size_t n, int dim, size_t nq, ragd_pool *pool, int ef, int 
         st.chunks = (size_t)nd;
         fprintf(stderr, "bench_kb: reusing %s (%zu chunks)\n", db, st.chunks);
     } else {
-        ingest_synthetic(kb, emb, &sent, corpus, n, &st);
+        ingest_synthetic(kb, emb, &sent, corpus, n, dtype, &st);
     }
     const char *ix[] = {"bench"};
     double *lat = malloc(nq * sizeof *lat);
@@ -344,7 +399,8 @@ static void bench_kb(size_t n, int dim, size_t nq, ragd_pool *pool, int ef, int 
 
 int main(int argc, char **argv) {
     size_t n = 100000, nq = 200, kb_n = 100000;
-    const char *kb_db = NULL;
+    const char *kb_db = NULL, *kb_dtype = NULL;
+    int hnsw_f16 = 0, exact_dtypes = 3; /* bit 1: f32 (always, the reference), bit 2: f16 */
     int dim = 512, threads = 0, M = 16, efc = 200, ef = 64, do_kb = 1, do_vec = 1, kb_hnsw = 1,
         hnsw = 1;
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -376,10 +432,19 @@ int main(int argc, char **argv) {
             kb_hnsw = 0;
         else if (!strcmp(a, "--no-hnsw"))
             hnsw = kb_hnsw = 0;
+        else if (!strcmp(a, "--hnsw-f16"))
+            hnsw_f16 = 1;
+        else if (!strcmp(a, "--exact-dtype") &&
+                 (!strcmp(v, "f32") || !strcmp(v, "f16") || !strcmp(v, "both")))
+            exact_dtypes = !strcmp(v, "f32") ? 1 : 3, i++;
+        else if (!strcmp(a, "--kb-dtype") && (!strcmp(v, "f32") || !strcmp(v, "f16")))
+            kb_dtype = v, i++;
         else {
-            fprintf(stderr, "usage: bench_kb [--n N] [--kb-n N] [--dim D] [--queries Q] "
-                            "[--threads T] [--M M] [--efc E] [--ef E] [--no-kb] [--no-vec] "
-                            "[--no-kb-hnsw] [--no-hnsw] [--kb-db FILE]\n");
+            fprintf(stderr,
+                    "usage: bench_kb [--n N] [--kb-n N] [--dim D] [--queries Q] "
+                    "[--threads T] [--M M] [--efc E] [--ef E] [--no-kb] [--no-vec] "
+                    "[--no-kb-hnsw] [--no-hnsw] [--kb-db FILE] [--exact-dtype f32|f16|both] "
+                    "[--hnsw-f16] [--kb-dtype f32|f16]\n");
             return 2;
         }
     }
@@ -387,8 +452,8 @@ int main(int argc, char **argv) {
     ragd_pool *pool = ragd_pool_create(threads);
     printf("{\"bench\":\"machine\",\"threads\":%d,\"cpus\":%ld}\n", ragd_pool_size(pool),
            sysconf(_SC_NPROCESSORS_ONLN));
-    if (do_vec) bench_vectors(n, dim, nq, pool, M, efc, ef, hnsw);
-    if (do_kb) bench_kb(kb_n, dim, nq, pool, ef, kb_hnsw, kb_db);
+    if (do_vec) bench_vectors(n, dim, nq, pool, M, efc, ef, hnsw, hnsw_f16, exact_dtypes);
+    if (do_kb) bench_kb(kb_n, dim, nq, pool, ef, kb_hnsw, kb_db, kb_dtype);
     ragd_pool_destroy(pool);
     return 0;
 }

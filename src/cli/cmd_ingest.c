@@ -20,6 +20,9 @@ static const char *USAGE =
     "  --overlap N          tokens shared by consecutive chunks (default 32)\n"
     "  --text-column NAME   CSV column holding the text (default text)\n"
     "  --embed-batch N      chunks per embedding call (default 128)\n"
+    "  --vector-dtype T     f32 or f16: how a new index stores its vectors (default f32;\n"
+    "                       f16 halves memory and disk); an existing index keeps its own and\n"
+    "                       refuses the other\n"
     "  --quiet              no progress bar\n"
     "Unchanged files are skipped; changed files replace their chunks; each file is one\n"
     "transaction, so an interrupted run is finished by running it again.\n";
@@ -41,7 +44,7 @@ static void progress(void *ctx, size_t done, size_t total, size_t chunks, double
 }
 
 static int run_ingest(int argc, char **argv) {
-    const char *kb_path = NULL, *index = NULL, *embed = NULL, *text_col = "text";
+    const char *kb_path = NULL, *index = NULL, *embed = NULL, *text_col = "text", *vdt = NULL;
     int chunk_tokens = 256, overlap = 32, batch = 128, quiet = 0;
     static const struct option opts[] = {{"kb", required_argument, 0, 'k'},
                                          {"index", required_argument, 0, 'i'},
@@ -50,6 +53,7 @@ static int run_ingest(int argc, char **argv) {
                                          {"overlap", required_argument, 0, 'o'},
                                          {"text-column", required_argument, 0, 't'},
                                          {"embed-batch", required_argument, 0, 'b'},
+                                         {"vector-dtype", required_argument, 0, 'v'},
                                          {"quiet", no_argument, 0, 'q'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
@@ -72,6 +76,13 @@ static int run_ingest(int argc, char **argv) {
                 break;
             case 'q':
                 quiet = 1;
+                break;
+            case 'v':
+                if (ragd_kb_parse_vec_dtype(optarg) < 0) {
+                    fprintf(stderr, "ragd ingest: --vector-dtype must be f32 or f16\n%s", USAGE);
+                    return 2;
+                }
+                vdt = optarg;
                 break;
             case 'c':
             case 'o':
@@ -109,7 +120,8 @@ static int run_ingest(int argc, char **argv) {
     kb_cli k;
     if (kb_cli_open(&k, kb_path, 0, embed, NULL)) return 1;
     prog p = {!quiet && isatty(2)};
-    ragd_kb_ingest_opts io = {index, k.emb, chunk_tokens, overlap, text_col, batch, progress, &p};
+    ragd_kb_ingest_opts io = {index, k.emb,    chunk_tokens, overlap, text_col,
+                              batch, progress, &p,           vdt};
     ragd_kb_ingest_stats st;
     ragd_err err = {0};
     int rc = ragd_kb_ingest(k.kb, (const char *const *)argv + optind, (size_t)(argc - optind), &io,

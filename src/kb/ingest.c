@@ -539,8 +539,12 @@ int ragd_kb_ingest(ragd_kb *kb, const char *const *paths, size_t n_paths,
                             o->chunk_tokens);
     ragd_store *st = ragd_kb_store(kb);
     ragd_store_index ix;
+    int dt = -1;
+    if (o->vector_dtype && (dt = ragd_kb_parse_vec_dtype(o->vector_dtype)) < 0)
+        return ragd_err_set(err, RAGD_EINVAL, "--vector-dtype must be f32 or f16, not '%s'",
+                            o->vector_dtype);
     int rc = st->ops->ensure_index(st, o->index, o->emb ? o->emb->model_name : "",
-                                   o->emb ? o->emb->dim : 0, &ix, err);
+                                   o->emb ? o->emb->dim : 0, dt, &ix, err);
     if (rc) return rc;
     str_vec files = {0};
     for (size_t i = 0; i < n_paths && !rc; i++) rc = collect(paths[i], 1, &files, err);

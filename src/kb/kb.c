@@ -9,6 +9,7 @@
 
 #include "kb/analyzer.h"
 #include "kb/vecsearch.h"
+#include "model/dtype.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/str.h"
@@ -23,7 +24,8 @@ typedef struct vsnap {
     int dim;
     size_t n;
     int64_t *ids; /* sorted ascending (chunk ids) */
-    float *vecs;  /* n x dim */
+    void *vecs;   /* n x dim floats, or halves when f16 */
+    int f16;
     ragd_hnsw *hnsw;
 } vsnap;
 
@@ -156,7 +158,8 @@ static int build_hnsw(ragd_kb *kb, vsnap *s, ragd_err *err) {
     ragd_err e2 = {0};
     int changed = 0, rc;
     if (st->ops->get_blob(st, s->index_id, "hnsw", &blob, &blen, &bgen, &e2) == RAGD_OK) {
-        if (ragd_hnsw_load(blob, blen, &h, &e2) != RAGD_OK || ragd_hnsw_dim(h) != s->dim) {
+        if (ragd_hnsw_load(blob, blen, &h, &e2) != RAGD_OK || ragd_hnsw_dim(h) != s->dim ||
+            ragd_hnsw_is_f16(h) != s->f16) {
             LOG_WARN("kb: persisted HNSW graph unusable (%s); rebuilding", e2.msg);
             ragd_hnsw_destroy(h);
             h = NULL;
@@ -174,7 +177,8 @@ static int build_hnsw(ragd_kb *kb, vsnap *s, ragd_err *err) {
             ragd_hnsw_destroy(h);
             h = NULL;
         } else if (nm) {
-            float *v = malloc(nm * (size_t)s->dim * sizeof *v);
+            size_t vb = (size_t)s->dim * (s->f16 ? 2 : 4);
+            char *v = malloc(nm * vb);
             int64_t *l = malloc(nm * sizeof *l);
             if (!v || !l) {
                 free(v);
@@ -184,8 +188,7 @@ static int build_hnsw(ragd_kb *kb, vsnap *s, ragd_err *err) {
                 return ragd_err_set(err, RAGD_ENOMEM, "out of memory");
             }
             for (size_t i = 0; i < nm; i++) {
-                memcpy(v + i * (size_t)s->dim, s->vecs + miss[i] * (size_t)s->dim,
-                       (size_t)s->dim * sizeof *v);
+                memcpy(v + i * vb, (const char *)s->vecs + miss[i] * vb, vb);
                 l[i] = s->ids[miss[i]];
             }
             rc = ragd_hnsw_add_batch(h, v, l, nm, kb->opts.pool, err);
@@ -201,7 +204,7 @@ static int build_hnsw(ragd_kb *kb, vsnap *s, ragd_err *err) {
         changed = 1;
     }
     if (!h) {
-        ragd_hnsw_params p = {kb->opts.hnsw_M, kb->opts.hnsw_ef_construction, 42};
+        ragd_hnsw_params p = {kb->opts.hnsw_M, kb->opts.hnsw_ef_construction, 42, s->f16};
         if ((rc = ragd_hnsw_create(s->dim, &p, &h, err))) return rc;
         uint64_t t0 = ragd_now_ns();
         if ((rc = ragd_hnsw_add_batch(h, s->vecs, s->ids, s->n, kb->opts.pool, err))) {
@@ -253,7 +256,10 @@ static int get_snap(ragd_kb *kb, const ragd_store_index *ix, int want_hnsw, vsna
     s->refs = 1;
     s->index_id = ix->id;
     s->dim = ix->dim;
-    rc = kb->st->ops->load_vectors(kb->st, ix->id, &s->ids, &s->vecs, &s->n, &s->generation, err);
+    int dt = 0;
+    rc = kb->st->ops->load_vectors(kb->st, ix->id, &s->ids, &s->vecs, &dt, &s->n, &s->generation,
+                                   err);
+    s->f16 = dt == RAGD_DT_F16;
     if (!rc && want_hnsw) rc = build_hnsw(kb, s, err);
     if (rc) {
         snap_unref(kb, s);
@@ -377,9 +383,13 @@ static void *idx_task_run(void *arg) {
                 for (size_t j = nh; j < kc; j++) vi[d * kc + j] = -1;
             }
         } else {
-            if ((t->rc = ragd_vec_exact_topk(snap->vecs, snap->n, snap->dim, t->qvec, t->nd,
-                                             (int)kc, kb->opts.pool, vi, vs, &t->err)))
-                goto out;
+            if (snap->f16)
+                t->rc = ragd_vec_exact_topk_f16(snap->vecs, snap->n, snap->dim, t->qvec, t->nd,
+                                                (int)kc, kb->opts.pool, vi, vs, &t->err);
+            else
+                t->rc = ragd_vec_exact_topk(snap->vecs, snap->n, snap->dim, t->qvec, t->nd, (int)kc,
+                                            kb->opts.pool, vi, vs, &t->err);
+            if (t->rc) goto out;
             for (size_t j = 0; j < t->nd * kc; j++)
                 if (vi[j] >= 0) vi[j] = snap->ids[vi[j]];
         }

@@ -71,6 +71,10 @@ typedef struct ragd_kb_ingest_opts {
     void (*progress)(void *ctx, size_t files_done, size_t files_total, size_t chunks,
                      double seconds);
     void *progress_ctx;
+    /* "f32" or "f16": how the index stores its vectors, fixed when the index gets its first
+     * chunks (re-ingesting with the other one is an error). NULL: the index's, f32 for a new
+     * index. f16 halves memory and disk; exact search reads halves directly. */
+    const char *vector_dtype;
 } ragd_kb_ingest_opts;
 
 typedef struct ragd_kb_ingest_stats {
