@@ -9,7 +9,7 @@
  *      batched call for 50 queries with 50% duplicates over 50 one-at-a-time calls.
  * usage: bench_kb [--n N] [--dim D] [--queries Q] [--kb-n N] [--no-kb] [--no-vec] [--no-kb-hnsw]
  *                 [--no-hnsw] [--kb-db FILE] [--exact-dtype f32|f16|both] [--hnsw-f16]
- *                 [--kb-dtype f32|f16]
+ *                 [--kb-dtype f32|f16] [--bm25-max-df X] [--kb-modes bm25,vector_exact,...]
  *                 [--threads T] [--M 16] [--efc 200] [--ef 64]
  * --kb-db FILE keeps the kb benchmark's database in FILE; when FILE already holds the index
  * "bench" the ingest is skipped and the searches run on it (measure search changes at 1M
@@ -29,6 +29,7 @@
 #include "util/vec.h"
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
+static const char *g_modes; /* --kb-modes: kb search modes to run (NULL: all) */
 static double urand(void) {
     rng ^= rng << 13;
     rng ^= rng >> 7;
@@ -287,8 +288,44 @@ static void ingest_synthetic(ragd_kb *kb, const ragd_kb_embedder *emb, const str
     fflush(stdout);
 }
 
+/* BM25 with common terms left out of the MATCH (--bm25-max-df) against all query terms (a
+ * second handle with the default, every term): latency of both and top-10 agreement */
+static void bench_bm25_pruning(ragd_kb *kb, const char *db, ragd_pool *pool, const strv *qs,
+                               size_t nq, double *lat) {
+    ragd_kb *all;
+    ragd_kb_opts o = {.path = db, .pool = pool};
+    if (ragd_kb_open(&o, &all, NULL)) abort();
+    const char *ix[] = {"bench"};
+    ragd_kb_search_opts so = {.indexes = ix, .n_indexes = 1, .k = 10, .mode = RAGD_KB_BM25};
+    double *lat_all = malloc(nq * sizeof *lat_all);
+    size_t same = 0, total = 0;
+    for (size_t i = 0; i < nq; i++) {
+        const char *q = qs->data[(i * 7919) % qs->len];
+        ragd_kb_results a, b;
+        uint64_t s = ragd_now_ns();
+        if (ragd_kb_search(all, NULL, &q, 1, &so, &a, NULL)) abort();
+        lat_all[i] = (double)(ragd_now_ns() - s) / 1e6;
+        s = ragd_now_ns();
+        if (ragd_kb_search(kb, NULL, &q, 1, &so, &b, NULL)) abort();
+        lat[i] = (double)(ragd_now_ns() - s) / 1e6;
+        for (size_t x = 0; x < a.n_hits[0]; x++) {
+            total++;
+            for (size_t y = 0; y < b.n_hits[0]; y++)
+                same += a.hits[0][x].chunk_id == b.hits[0][y].chunk_id;
+        }
+        ragd_kb_results_free(&a);
+        ragd_kb_results_free(&b);
+    }
+    printf("{\"bench\":\"bm25_common_terms\",\"all_terms_p50_ms\":%.3f,\"all_terms_p99_ms\":%.3f,"
+           "\"pruned_p50_ms\":%.3f,\"pruned_p99_ms\":%.3f,\"top10_overlap\":%.4f}\n",
+           pct(lat_all, nq, 0.5), pct(lat_all, nq, 0.99), pct(lat, nq, 0.5), pct(lat, nq, 0.99),
+           total ? (double)same / (double)total : 1.0);
+    free(lat_all);
+    ragd_kb_close(all);
+}
+
 static void bench_kb(size_t n, int dim, size_t nq, ragd_pool *pool, int ef, int kb_hnsw,
-                     const char *keep_db, const char *dtype) {
+                     const char *keep_db, const char *dtype, double bm25_max_df) {
     strv sent = {0}, qs = {0};
     load_sentences(&sent, &qs);
     char dir[] = "/tmp/bench_kb_XXXXXX";
@@ -298,7 +335,11 @@ static void bench_kb(size_t n, int dim, size_t nq, ragd_pool *pool, int ef, int 
     snprintf(db, sizeof db, "%s", keep_db ? keep_db : "");
     if (!keep_db) snprintf(db, sizeof db, "%s/kb.db", dir);
     ragd_kb *kb;
-    ragd_kb_opts o = {.path = db, .pool = pool, .hnsw_threshold = (size_t)-1, .hnsw_ef_search = ef};
+    ragd_kb_opts o = {.path = db,
+                      .pool = pool,
+                      .hnsw_threshold = (size_t)-1,
+                      .hnsw_ef_search = ef,
+                      .bm25_max_df = bm25_max_df};
     if (ragd_kb_open(&o, &kb, NULL)) abort();
     ragd_kb_embedder *emb;
     ragd_kb_hash_embedder_create(dim, &emb, NULL);
@@ -328,6 +369,7 @@ static void bench_kb(size_t n, int dim, size_t nq, ragd_pool *pool, int ef, int 
                  {"hybrid_exact", RAGD_KB_HYBRID, RAGD_KB_VEC_EXACT}};
     for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
         if (!kb_hnsw && modes[m].algo == RAGD_KB_VEC_HNSW) continue;
+        if (g_modes && !strstr(g_modes, modes[m].name)) continue;
         ragd_kb_search_opts so = {.indexes = ix,
                                   .n_indexes = 1,
                                   .k = 10,
@@ -353,11 +395,14 @@ static void bench_kb(size_t n, int dim, size_t nq, ragd_pool *pool, int ef, int 
                modes[m].name, st.chunks, warm_s, pct(lat, nq, 0.5), pct(lat, nq, 0.99));
         fflush(stdout);
     }
+    if (bm25_max_df > 0 && (!g_modes || strstr(g_modes, "bm25")))
+        bench_bm25_pruning(kb, db, pool, &qs, nq, lat);
     /* 50 queries, 25 distinct (each twice), batched vs one at a time */
     const char *batch[50];
     for (int i = 0; i < 50; i++) batch[i] = qs.data[((size_t)(i % 25) * 104729) % qs.len];
     for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
         if (!kb_hnsw && modes[m].algo == RAGD_KB_VEC_HNSW) continue;
+        if (g_modes && !strstr(g_modes, modes[m].name)) continue;
         ragd_kb_search_opts so = {.indexes = ix,
                                   .n_indexes = 1,
                                   .k = 10,
@@ -400,6 +445,7 @@ static void bench_kb(size_t n, int dim, size_t nq, ragd_pool *pool, int ef, int 
 int main(int argc, char **argv) {
     size_t n = 100000, nq = 200, kb_n = 100000;
     const char *kb_db = NULL, *kb_dtype = NULL;
+    double bm25_max_df = 0;             /* kb default */
     int hnsw_f16 = 0, exact_dtypes = 3; /* bit 1: f32 (always, the reference), bit 2: f16 */
     int dim = 512, threads = 0, M = 16, efc = 200, ef = 64, do_kb = 1, do_vec = 1, kb_hnsw = 1,
         hnsw = 1;
@@ -432,6 +478,10 @@ int main(int argc, char **argv) {
             kb_hnsw = 0;
         else if (!strcmp(a, "--no-hnsw"))
             hnsw = kb_hnsw = 0;
+        else if (!strcmp(a, "--bm25-max-df"))
+            bm25_max_df = atof(v), i++;
+        else if (!strcmp(a, "--kb-modes"))
+            g_modes = v, i++;
         else if (!strcmp(a, "--hnsw-f16"))
             hnsw_f16 = 1;
         else if (!strcmp(a, "--exact-dtype") &&
@@ -444,7 +494,7 @@ int main(int argc, char **argv) {
                     "usage: bench_kb [--n N] [--kb-n N] [--dim D] [--queries Q] "
                     "[--threads T] [--M M] [--efc E] [--ef E] [--no-kb] [--no-vec] "
                     "[--no-kb-hnsw] [--no-hnsw] [--kb-db FILE] [--exact-dtype f32|f16|both] "
-                    "[--hnsw-f16] [--kb-dtype f32|f16]\n");
+                    "[--hnsw-f16] [--kb-dtype f32|f16] [--bm25-max-df X] [--kb-modes LIST]\n");
             return 2;
         }
     }
@@ -453,7 +503,7 @@ int main(int argc, char **argv) {
     printf("{\"bench\":\"machine\",\"threads\":%d,\"cpus\":%ld}\n", ragd_pool_size(pool),
            sysconf(_SC_NPROCESSORS_ONLN));
     if (do_vec) bench_vectors(n, dim, nq, pool, M, efc, ef, hnsw, hnsw_f16, exact_dtypes);
-    if (do_kb) bench_kb(kb_n, dim, nq, pool, ef, kb_hnsw, kb_db, kb_dtype);
+    if (do_kb) bench_kb(kb_n, dim, nq, pool, ef, kb_hnsw, kb_db, kb_dtype, bm25_max_df);
     ragd_pool_destroy(pool);
     return 0;
 }

@@ -5,7 +5,7 @@
 #include <string.h>
 
 int kb_cli_open(kb_cli *c, const char *kb_path, int readonly, const char *embed_spec,
-                const ragd_kb_opts *extra) {
+                const char *embed_precision, const ragd_kb_opts *extra) {
     memset(c, 0, sizeof *c);
     ragd_err err = {0};
     c->pool = ragd_pool_create(0);
@@ -18,7 +18,8 @@ int kb_cli_open(kb_cli *c, const char *kb_path, int readonly, const char *embed_
         kb_cli_close(c);
         return 1;
     }
-    if (embed_spec && ragd_kb_embedder_open(embed_spec, c->pool, &c->emb, &err)) {
+    if (embed_spec &&
+        ragd_kb_embedder_open_precision(embed_spec, c->pool, embed_precision, &c->emb, &err)) {
         fprintf(stderr, "ragd: --embed-model %s: %s\n", embed_spec, err.msg);
         kb_cli_close(c);
         return 1;

@@ -12,9 +12,10 @@ typedef struct kb_cli {
     ragd_kb_embedder *emb;
 } kb_cli;
 
-/* Open everything; prints the error and returns 1 on failure. embed_spec may be NULL. */
+/* Open everything; prints the error and returns 1 on failure. embed_spec may be NULL;
+ * embed_precision ("f32" / "bf16", NULL: f32) is the embedding engine's CPU precision. */
 int kb_cli_open(kb_cli *c, const char *kb_path, int readonly, const char *embed_spec,
-                const ragd_kb_opts *extra);
+                const char *embed_precision, const ragd_kb_opts *extra);
 void kb_cli_close(kb_cli *c);
 /* Split "a,b,c" in place into at most max names. */
 size_t kb_cli_split(char *s, const char **out, size_t max);

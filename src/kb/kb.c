@@ -338,6 +338,50 @@ static cand *find_cand(cand *c, size_t n, int64_t id) {
     return NULL;
 }
 
+/* The BM25 MATCH expression for one query: the OR of its distinct analysed terms, leaving
+ * out the common ones - terms in more than bm25_max_df of the index's chunks - as long as a
+ * rarer term remains (the idea of Lucene's common-terms query: frequent terms carry little
+ * BM25 weight, idf = ln(1 + (N - n + 0.5) / (n + 0.5)) <= 4.6 at 1%, but make FTS5 visit
+ * and score every row they occur in). Terms absent from the index go too (they match
+ * nothing). A query without a rarer term keeps all its terms. */
+static int bm25_match(ragd_kb *kb, int64_t index_id, const char *query, ragd_buf *out,
+                      size_t *n_terms, ragd_err *err) {
+    ragd_buf terms = {0};
+    size_t n = 0, kept = 0;
+    *n_terms = 0;
+    int rc = ragd_kb_query_terms(query, strlen(query), 0, &terms, &n);
+    const char **tv = n ? malloc(n * sizeof *tv) : NULL;
+    int64_t *df = n ? calloc(n, sizeof *df) : NULL;
+    if (rc || (n && (!tv || !df))) {
+        rc = ragd_err_set(err, RAGD_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0, off = 0; i < n; i++) {
+        tv[i] = terms.data + off;
+        off += strlen(tv[i]) + 1;
+    }
+    double cutoff = -1;
+    if (kb->opts.bm25_max_df > 0 && n > 1) {
+        int64_t n_docs = 0;
+        if ((rc = kb->st->ops->term_df(kb->st, index_id, tv, n, df, &n_docs, err))) goto out;
+        cutoff = kb->opts.bm25_max_df * (double)n_docs;
+        for (size_t i = 0; i < n; i++) kept += df[i] > 0 && (double)df[i] <= cutoff;
+        if (!kept) cutoff = -1;
+    }
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (cutoff >= 0 && (df[i] == 0 || (double)df[i] > cutoff)) continue;
+        if (*n_terms && ragd_buf_puts(out, " OR ")) rc = RAGD_ENOMEM;
+        if (!rc) rc = ragd_kb_fts_quote(out, tv[i], strlen(tv[i]));
+        (*n_terms)++;
+    }
+    if (rc) rc = ragd_err_set(err, RAGD_ENOMEM, "out of memory");
+out:
+    ragd_buf_free(&terms);
+    free(tv);
+    free(df);
+    return rc;
+}
+
 static void *idx_task_run(void *arg) {
     idx_task *t = arg;
     ragd_kb *kb = t->kb;
@@ -399,10 +443,7 @@ static void *idx_task_run(void *arg) {
         if (t->use_bm25) {
             ragd_buf_clear(&q);
             size_t nterms = 0;
-            if ((t->rc = ragd_kb_fts_query(t->dq[d], strlen(t->dq[d]), 0, &q, &nterms))) {
-                ragd_err_set(&t->err, t->rc, "out of memory");
-                goto out;
-            }
+            if ((t->rc = bm25_match(kb, t->ix.id, t->dq[d], &q, &nterms, &t->err))) goto out;
             if (nterms &&
                 (t->rc = kb->st->ops->bm25(kb->st, t->ix.id, q.data, (int)kc, bh, &nb, &t->err)))
                 goto out;

@@ -140,8 +140,9 @@ int ragd_kb_embedder_from_engine(struct ragd_embedder *engine, const char *model
     return wrap_engine(engine, 0, model_dir, out, err);
 }
 
-static int open_model(const char *dir, ragd_pool *pool, ragd_kb_embedder **out, ragd_err *err) {
-    ragd_embedder_opts o = {.model_dir = dir, .pool = pool};
+static int open_model(const char *dir, ragd_pool *pool, const char *precision,
+                      ragd_kb_embedder **out, ragd_err *err) {
+    ragd_embedder_opts o = {.model_dir = dir, .pool = pool, .precision = precision};
     ragd_embedder *e = NULL;
     int rc = ragd_embedder_create(&o, &e, err);
     if (rc) return rc;
@@ -158,9 +159,11 @@ int ragd_kb_embedder_from_engine(struct ragd_embedder *engine, const char *model
     return ragd_err_set(err, RAGD_EUNSUPPORTED, "this build has no embedding engine");
 }
 
-static int open_model(const char *dir, ragd_pool *pool, ragd_kb_embedder **out, ragd_err *err) {
+static int open_model(const char *dir, ragd_pool *pool, const char *precision,
+                      ragd_kb_embedder **out, ragd_err *err) {
     (void)dir;
     (void)pool;
+    (void)precision;
     (void)out;
     return ragd_err_set(err, RAGD_EUNSUPPORTED,
                         "embedding models are not available in this build yet (the embedding "
@@ -170,7 +173,11 @@ static int open_model(const char *dir, ragd_pool *pool, ragd_kb_embedder **out, 
 
 int ragd_kb_embedder_open(const char *spec, ragd_pool *pool, ragd_kb_embedder **out,
                           ragd_err *err) {
-    (void)pool;
+    return ragd_kb_embedder_open_precision(spec, pool, NULL, out, err);
+}
+
+int ragd_kb_embedder_open_precision(const char *spec, ragd_pool *pool, const char *precision,
+                                    ragd_kb_embedder **out, ragd_err *err) {
     *out = NULL;
     if (!strncmp(spec, "hash:", 5)) {
         char *end;
@@ -181,7 +188,7 @@ int ragd_kb_embedder_open(const char *spec, ragd_pool *pool, ragd_kb_embedder **
     }
     if (!ragd_dir_exists(spec))
         return ragd_err_set(err, RAGD_ENOTFOUND, "no model directory %s", spec);
-    return open_model(spec, pool, out, err);
+    return open_model(spec, pool, precision, out, err);
 }
 
 void ragd_kb_embedder_close(ragd_kb_embedder *e) {

@@ -393,6 +393,35 @@ static void test_bad_input(void **state) {
     check_consistent(f);
 }
 
+/* BM25 common terms: with bm25_max_df 0.5, a term in every chunk leaves the MATCH when a
+ * rarer term remains, stays when it is the only kind; the default keeps every term */
+static void test_bm25_common_terms(void **state) {
+    fx *f = *state;
+    ragd_buf b = {0};
+    for (int i = 0; i < 30; i++)
+        ragd_buf_printf(&b, "{\"id\":\"d%d\",\"text\":\"中医第%d篇。\"}\n", i, i);
+    ragd_buf_puts(&b, "{\"id\":\"hq\",\"text\":\"中医说黄芪补气。\"}\n");
+    put(docs_dir(f), "c.jsonl", b.data, b.len);
+    ragd_buf_free(&b);
+    ingest(f, "tcm", 0, 0);
+    const char *ix[] = {"tcm"}, *q1[] = {"中医 黄芪"}, *q2[] = {"中医"};
+    ragd_kb_search_opts so = {.indexes = ix, .n_indexes = 1, .k = 5, .mode = RAGD_KB_BM25};
+    for (int prune = 0; prune < 2; prune++) {
+        ragd_kb *kb;
+        ragd_kb_opts o = {.path = f->db, .bm25_max_df = prune ? 0.5 : 0};
+        assert_int_equal(ragd_kb_open(&o, &kb, NULL), 0);
+        ragd_kb_results r;
+        assert_int_equal(ragd_kb_search(kb, NULL, q1, 1, &so, &r, NULL), 0);
+        assert_int_equal(r.n_hits[0], prune ? 1 : 5);
+        assert_string_equal(r.hits[0][0].ext_id, "hq"); /* best either way */
+        ragd_kb_results_free(&r);
+        assert_int_equal(ragd_kb_search(kb, NULL, q2, 1, &so, &r, NULL), 0);
+        assert_int_equal(r.n_hits[0], 5);
+        ragd_kb_results_free(&r);
+        ragd_kb_close(kb);
+    }
+}
+
 static void test_term_stats_and_api(void **state) {
     fx *f = *state;
     write_corpus(f);
@@ -467,6 +496,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_batched_equals_single, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batched_equals_single_f16, setup, teardown),
         cmocka_unit_test_setup_teardown(test_f16_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bm25_common_terms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_term_stats_and_api, setup, teardown),
     };
