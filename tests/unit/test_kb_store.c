@@ -305,6 +305,10 @@ static void test_f16_index(void **state) {
     for (int i = 0; i < 64; i++) ref += (double)qv[i] * ragd_f16_to_f32(ragd_f32_to_f16(cv[i]));
     assert_true(fabs(ref - r.hits[0][0].vector_score) < 1e-5);
     ragd_kb_results_free(&r);
+    /* build and persist the f16 HNSW graph now, so the re-ingest below syncs it */
+    so.vec_algo = RAGD_KB_VEC_HNSW;
+    assert_int_equal(ragd_kb_search(f->kb, f->emb, q, 1, &so, &r, NULL), 0);
+    ragd_kb_results_free(&r);
     /* changed file re-ingested with the other dtype: refused, nothing written */
     PUT(docs_dir(f), "a.txt", "人参大补元气，复脉固脱。");
     ragd_kb_ingest_opts o = {"h16", f->emb, 0, 0, "body", 8, NULL, NULL, "f32"};
@@ -322,6 +326,17 @@ static void test_f16_index(void **state) {
     assert_int_equal(st.files_ingested, 1);
     assert_int_equal(index_info(f, "h16").vec_dtype, RAGD_DT_F16);
     check_consistent(f);
+    /* the persisted f16 graph, brought up to date, finds the new chunk as exact search does */
+    const char *q3[] = {"人参大补元气，复脉固脱。"};
+    ragd_kb_results h, e;
+    assert_int_equal(ragd_kb_search(f->kb, f->emb, q3, 1, &so, &h, NULL), 0);
+    so.vec_algo = RAGD_KB_VEC_EXACT;
+    assert_int_equal(ragd_kb_search(f->kb, f->emb, q3, 1, &so, &e, NULL), 0);
+    assert_true(h.n_hits[0] > 0 && e.n_hits[0] > 0);
+    assert_int_equal(h.hits[0][0].chunk_id, e.hits[0][0].chunk_id);
+    assert_true(h.hits[0][0].vector_score == e.hits[0][0].vector_score);
+    ragd_kb_results_free(&h);
+    ragd_kb_results_free(&e);
 }
 
 static void test_bad_input(void **state) {
