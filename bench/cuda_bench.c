@@ -385,6 +385,69 @@ static int cmd_golden(const char *dir, const char *gpath) {
             "sampling (T=1.5, top_k=3, %d seeded draws x2): %d violations, top-3 counts %d/%d/%d\n",
             draws, bad, seen[0], seen[1], seen[2]);
         if (bad) g_fail = 1;
+        /* top-k 20 + top-p 0.8 as the seed users sample, at T 3 so the tiny model's peaked
+         * distribution leaves several tokens in the set: every draw must lie in the
+         * top-p prefix of the top-20 computed here on the host from the same logits (with a
+         * 1e-4 slack on the mass boundary); the checksum of the draws lets two runs (e.g.
+         * RAGD_CUDA_FAST_SAMPLE=0 and 1) be compared */
+        {
+            int idx20[20];
+            float v20[20];
+            for (int k = 0; k < 20; ++k) v20[k] = -INFINITY, idx20[k] = -1;
+            for (int i = 0; i < g_V; ++i)
+                for (int k = 0; k < 20; ++k)
+                    if (lg[i] > v20[k]) {
+                        for (int q = 19; q > k; --q) v20[q] = v20[q - 1], idx20[q] = idx20[q - 1];
+                        v20[k] = lg[i], idx20[k] = i;
+                        break;
+                    }
+            double pr[20], tot = 0, acc = 0;
+            for (int k = 0; k < 20; ++k) tot += pr[k] = exp((v20[k] - v20[0]) / 3.0);
+            int keep = 20, keep_hi = 20;
+            for (int k = 0; k < 20; ++k) {
+                acc += pr[k];
+                if (keep == 20 && acc >= 0.8 * tot * (1 - 1e-4)) keep = k + 1;
+                if (acc >= 0.8 * tot * (1 + 1e-4)) {
+                    keep_hi = k + 1;
+                    break;
+                }
+            }
+            sp.temperature = 3.0f;
+            sp.top_k = 20;
+            sp.top_p = 0.8f;
+            sp.logprobs = 0;
+            int bad2 = 0, ndraw = 256, rank_hist[20] = {0};
+            unsigned long long sum = 0;
+            for (int d = 0; d < ndraw; ++d) {
+                sp.seed = (uint64_t)d * 7919u + 1;
+                ragd_batch_seq bs = {0};
+                bs.tokens = &t[2];
+                bs.n_new = 1;
+                bs.n_past = 2;
+                bs.block_table = s.bt;
+                bs.n_blocks = s.nbt;
+                bs.want_logits = true;
+                bs.sampling = &sp;
+                bs.n_history = 3;
+                ragd_batch b = {1, &bs};
+                ragd_sample_out so;
+                if (g_be->ops->forward_sample(g_be, &b, &so, &e)) die("forward_sample", &e);
+                int r = -1;
+                for (int k = 0; k < 20; ++k)
+                    if (idx20[k] == so.token) r = k;
+                if (r < 0 || r >= keep_hi)
+                    bad2++;
+                else
+                    rank_hist[r]++;
+                sum = sum * 1000003u + (unsigned)so.token;
+            }
+            printf("sampling (T=3, top_k=20, top_p=0.8, %d seeded draws): %d outside the top-p "
+                   "set (%d-%d tokens), checksum %016llx, ranks",
+                   ndraw, bad2, keep, keep_hi, sum);
+            for (int k = 0; k < keep_hi; ++k) printf(" %d", rank_hist[k]);
+            printf("\n");
+            if (bad2) g_fail = 1;
+        }
         free(s.bt);
     }
     free(lg);
@@ -433,8 +496,14 @@ static int cmd_decode(const char *dir, int batch, int ctx, int steps) {
     ragd_err e = {0};
     double t0 = 0;
     int warm = 5;
+    /* RAGD_PROFILE_STEPS=N: the profiler collects the first N timed steps (ncu
+     * --profile-from-start off) */
+    const char *pst = getenv("RAGD_PROFILE_STEPS");
+    const int prof = pst ? atoi(pst) : 0;
     for (int st = 0; st < steps + warm; ++st) {
         if (st == warm) t0 = ragd_now_ns() / 1e9;
+        if (prof > 0 && st == warm) rc_profiler(1);
+        if (prof > 0 && st == warm + prof) rc_profiler(0);
         for (int i = 0; i < batch; ++i) {
             bs[i].tokens = &cur[i];
             bs[i].n_new = 1;

@@ -10,7 +10,9 @@
 #      2048-token prompts, 256 output tokens, ignore_eos) and 64 / 256 users x 512-token prompts,
 #   6. transformers on the same model and GPU (batch-1 decode, static batches of 5).
 # Usage: bench/cuda_bench.sh [shared_dir] [out_dir]     (env: BIN=dir with cuda_bench, MODEL=dir;
-#        SKIP_HF=1 skips step 6; SERVE_AB=VAR=VALUE repeats the served seed workload with that setting)
+#        SKIP_HF=1 skips step 6; SERVE_AB="VAR=VALUE ..." repeats the served seed workload with those
+#        settings, SERVE_AB_ALL=1 also the 64- and 256-user runs; HF_THREAD_LOOPS=L adds transformers
+#        with one thread per user, L of the 4 loops)
 set -uo pipefail
 SHARED=${1:-${RAGD_SHARED:-../shared}}
 OUTD=${2:-${OUT:-/tmp/cuda_bench_out}}
@@ -85,18 +87,22 @@ PY
     kill $SPID 2>/dev/null; wait $SPID 2>/dev/null
     if [ -n "${SERVE_AB:-}" ]; then # the seed workload again with another setting, e.g. RAGD_CUDA_FATTN=0
         rm -f "$OUTD/port"
-        env "$SERVE_AB" "$BIN/ragd" serve --model "$MODEL" --device cuda --port 0 --port-file "$OUTD/port" \
+        env $SERVE_AB "$BIN/ragd" serve --model "$MODEL" --device cuda --port 0 --port-file "$OUTD/port" \
             --max-num-seqs 256 --max-num-batched-tokens 4096 >"$OUTD/serve_old.log" 2>&1 &
         SPID=$!
         for _ in $(seq 240); do [ -s "$OUTD/port" ] && curl -sf -o /dev/null "http://127.0.0.1:$(cat "$OUTD/port")/health" && break; sleep 0.5; done
         URL="http://127.0.0.1:$(cat "$OUTD/port" 2>/dev/null)/v1/completions"
         lt warmup_old 5 1 2048 >/dev/null
-        lt "seed_5x4_2048_$SERVE_AB" 5 4 2048 | tee -a "$OUTD/serve_summary.txt"
+        lt "seed_5x4_2048_${SERVE_AB// /_}" 5 4 2048 | tee -a "$OUTD/serve_summary.txt"
+        if [ -n "${SERVE_AB_ALL:-}" ]; then
+            lt "users64_512_${SERVE_AB// /_}" 64 1 512 | tee -a "$OUTD/serve_summary.txt"
+            lt "users256_512_${SERVE_AB// /_}" 256 1 512 | tee -a "$OUTD/serve_summary.txt"
+        fi
         kill $SPID 2>/dev/null; wait $SPID 2>/dev/null
     fi
     cp "$LTD/seed_5x4_2048.out" "$OUTD/" 2>/dev/null
 fi
-[ -n "${SKIP_HF:-}" ] || python3 "$ROOT/bench/hf_bench.py" "$MODEL" --rounds 1 2>&1 | tee "$OUTD/hf.log" | grep "^HF"
+[ -n "${SKIP_HF:-}" ] || python3 "$ROOT/bench/hf_bench.py" "$MODEL" --rounds 1 --thread-loops "${HF_THREAD_LOOPS:-0}" 2>&1 | tee "$OUTD/hf.log" | grep "^HF"
 echo "== summary"
 grep -E "^golden:|^batched|^sampling|RESULT" "$OUTD/golden.log"
 grep -E "DECODE|PREFILL|SEED|bandwidth" "$OUTD/suite.log"

@@ -4,7 +4,8 @@
 #     --questions ../shared/data/cmrc2018/questions.json --users 5 --loops 20
 # over the CMRC 2018 demo knowledge base (848 passages, ingested once into $KB), served with
 # qwen2-tiny + bert-tiny by default (RAGD_MODEL / RAGD_EMBED_MODEL override, e.g. the
-# Qwen2.5-7B-shaped random model on the GPU machine). Writes the loadtest report (text, and
+# Qwen2.5-7B-shaped random model on the GPU machine; RAGD_SERVE_ARGS / RAGD_INGEST_ARGS add flags,
+# e.g. "--device cuda" / "--embed-device cuda"). Writes the loadtest report (text, and
 # JSON to $OUT/rag_seed_loadtest.json) and the server's RAG stage histograms from /metrics.
 # Reference in the same run: the same users x loops against the same server's plain chat
 # endpoint (no retrieval, the question alone as the prompt, max_tokens 256), so the ratio
@@ -19,7 +20,8 @@ EMBED=${RAGD_EMBED_MODEL:-$SHARED/models/bert-tiny}
 OUT=${1:-build/bench}
 KB=${RAGD_KB:-$OUT/rag_bench-$(basename "$EMBED").kb}
 mkdir -p "$OUT"
-"$BIN" ingest --kb "$KB" --index cmrc --embed-model "$EMBED" "$SHARED/data/cmrc2018/corpus.jsonl" >/dev/null
+"$BIN" ingest --kb "$KB" --index cmrc --embed-model "$EMBED" ${RAGD_INGEST_ARGS:-} --quiet \
+  "$SHARED/data/cmrc2018/corpus.jsonl"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$BIN" serve --model "$MODEL" --embed-model "$EMBED" --kb "$KB" --port "$PORT" ${RAGD_SERVE_ARGS:-} \
   >"$OUT/rag_seed_serve.log" 2>&1 &

@@ -106,7 +106,7 @@ static int run_eval(int argc, char **argv) {
         return 2;
     }
     kb_cli k;
-    if (kb_cli_open(&k, kb_path, 1, embed, NULL, &ko)) return 1;
+    if (kb_cli_open(&k, kb_path, 1, embed, &ko)) return 1;
     const char *ix[1] = {index};
     so.indexes = ix;
     so.n_indexes = 1;

@@ -20,6 +20,7 @@ static const char *USAGE =
     "  --overlap N          tokens shared by consecutive chunks (default 32)\n"
     "  --text-column NAME   CSV column holding the text (default text)\n"
     "  --embed-batch N      chunks per embedding call (default 128)\n"
+    "  --embed-device D     cpu (default) or cuda: where the embedding model runs\n"
     "  --embed-precision P  embedding engine CPU GEMMs: f32 (default) or bf16 (AMX; faster,\n"
     "                       cosine >= 0.999 to f32)\n"
     "  --vector-dtype T     f32 or f16: how a new index stores its vectors (default f32;\n"
@@ -46,8 +47,8 @@ static void progress(void *ctx, size_t done, size_t total, size_t chunks, double
 }
 
 static int run_ingest(int argc, char **argv) {
-    const char *kb_path = NULL, *index = NULL, *embed = NULL, *text_col = "text", *vdt = NULL,
-               *precision = NULL;
+    const char *kb_path = NULL, *index = NULL, *embed = NULL, *text_col = "text", *device = "cpu";
+    const char *vdt = NULL, *precision = NULL;
     int chunk_tokens = 256, overlap = 32, batch = 128, quiet = 0;
     static const struct option opts[] = {{"kb", required_argument, 0, 'k'},
                                          {"index", required_argument, 0, 'i'},
@@ -56,6 +57,7 @@ static int run_ingest(int argc, char **argv) {
                                          {"overlap", required_argument, 0, 'o'},
                                          {"text-column", required_argument, 0, 't'},
                                          {"embed-batch", required_argument, 0, 'b'},
+                                         {"embed-device", required_argument, 0, 'd'},
                                          {"vector-dtype", required_argument, 0, 'v'},
                                          {"embed-precision", required_argument, 0, 'p'},
                                          {"quiet", no_argument, 0, 'q'},
@@ -78,9 +80,6 @@ static int run_ingest(int argc, char **argv) {
             case 't':
                 text_col = optarg;
                 break;
-            case 'q':
-                quiet = 1;
-                break;
             case 'p':
                 if (strcmp(optarg, "f32") && strcmp(optarg, "bf16")) {
                     fprintf(stderr, "ragd ingest: --embed-precision must be f32 or bf16\n%s",
@@ -95,6 +94,16 @@ static int run_ingest(int argc, char **argv) {
                     return 2;
                 }
                 vdt = optarg;
+                break;
+            case 'd':
+                if (strcmp(optarg, "cpu") && strcmp(optarg, "cuda")) {
+                    fprintf(stderr, "ragd ingest: --embed-device must be cpu or cuda\n");
+                    return 2;
+                }
+                device = optarg;
+                break;
+            case 'q':
+                quiet = 1;
                 break;
             case 'c':
             case 'o':
@@ -130,7 +139,9 @@ static int run_ingest(int argc, char **argv) {
         return 2;
     }
     kb_cli k;
-    if (kb_cli_open(&k, kb_path, 0, embed, precision, NULL)) return 1;
+    kb_cli_set_embed_device(device);
+    kb_cli_set_embed_precision(precision);
+    if (kb_cli_open(&k, kb_path, 0, embed, NULL)) return 1;
     prog p = {!quiet && isatty(2)};
     ragd_kb_ingest_opts io = {index, k.emb,    chunk_tokens, overlap, text_col,
                               batch, progress, &p,           vdt};

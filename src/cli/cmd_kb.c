@@ -83,7 +83,7 @@ static int run_kb(int argc, char **argv) {
     /* check opens read-write: a file whose first ingest was interrupted before the schema
      * was committed is then an empty, consistent knowledge base */
     int ro = (is_list && strcmp(act, "check")) || !strcmp(act, "df");
-    if (kb_cli_open(&k, kb_path, ro, NULL, NULL, NULL)) return 1;
+    if (kb_cli_open(&k, kb_path, ro, NULL, NULL)) return 1;
     ragd_err err = {0};
     int rc = 0;
     ragd_store_index *ix = NULL;

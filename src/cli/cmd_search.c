@@ -120,7 +120,7 @@ static int run_search(int argc, char **argv) {
     so.n_indexes = kb_cli_split(indexes, ix, 64);
     so.indexes = ix;
     kb_cli k;
-    if (kb_cli_open(&k, kb_path, 1, embed, NULL, &ko)) {
+    if (kb_cli_open(&k, kb_path, 1, embed, &ko)) {
         free(queries);
         return 1;
     }

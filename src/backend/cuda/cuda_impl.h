@@ -60,6 +60,8 @@ int rc_attn_check(int device, char *msg);
  * `bytes`, and a one-line device description. */
 int rc_copy_bandwidth(int device, size_t bytes, double *gbps, char *msg);
 int rc_device_name(int device, char *name, size_t len);
+/* Start / stop the profiler's collection (ncu --profile-from-start off). */
+void rc_profiler(int on);
 /* Seconds since an arbitrary point after synchronizing the device (for timing). */
 double rc_sync_time(rc_model *m);
 

@@ -97,8 +97,26 @@ __device__ int block_argmax(float v, int i, float *rv, int *ri) {
     return ri[32];
 }
 
+/* Programmatic dependent launch (sm_90+): a kernel launched with the programmatic-serialization
+ * attribute may start while its predecessor finishes. Every kernel here lets its dependents
+ * launch at once (pdl_launch) and waits for its predecessor's completion and memory
+ * (pdl_wait) before touching activations; only reads of immutable data (weights) may come
+ * before pdl_wait. Both are no-ops on older GPUs and for ordinary launches. */
+__device__ __forceinline__ void pdl_launch() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
 /* h[t] = embed[tok[t]] (f32). grid = T. */
 __global__ void k_embed(const int *tok, const bf16 *emb, float *h, int H, int V) {
+    pdl_launch();
+    pdl_wait();
     const int t = blockIdx.x;
     int id = tok[t];
     if (id < 0 || id >= V) id = 0;
@@ -112,6 +130,8 @@ __global__ void k_embed(const int *tok, const bf16 *emb, float *h, int H, int V)
 #define NORM_VPT 16
 __global__ void __launch_bounds__(NORM_THREADS) k_rmsnorm(float *h, const bf16 *delta, const float *w, bf16 *out,
                                                           const int *rows, int H, float eps, int write_h) {
+    pdl_launch();
+    pdl_wait();
     __shared__ float red[33];
     const int r = blockIdx.x;
     const int src = rows ? rows[r] : r;
@@ -150,6 +170,8 @@ __global__ void __launch_bounds__(NORM_THREADS) k_rmsnorm(float *h, const bf16 *
  * rope: [max_pos][hd/2] (cos, sin). grid = (items / blockDim, T), one item per thread. */
 __global__ void k_qkv_rope(const bf16 *qkv, const float *bias, const float2 *rope, const int *pos,
                            const int *slot, bf16 *q, bf16 *kc, bf16 *vc, int nh, int nkv, int hd) {
+    pdl_launch();
+    pdl_wait();
     const int t = blockIdx.y;
     const int half = hd / 2, W = (nh + 2 * nkv) * hd;
     const bf16 *row = qkv + (size_t)t * W;
@@ -194,6 +216,8 @@ __global__ void __launch_bounds__(ATT_THREADS)
     k_attn(const bf16 *__restrict__ q, const bf16 *__restrict__ kc, const bf16 *__restrict__ vc,
            bf16 *out, float *po, float *pml, const int *tiles, const int *bt, const int *split, int G,
            int nh, int nkv, int bs, float scale, int use_part) {
+    pdl_launch();
+    pdl_wait();
     constexpr int RS = ATT_THREADS / HD;  /* row groups */
     constexpr int RPT = RMX / RS;         /* rows per thread */
     constexpr int KP = HD + 2;            /* padded K row (bank-conflict free) */
@@ -356,6 +380,8 @@ __global__ void __launch_bounds__(FA_THREADS)
     k_fattn(const bf16 *__restrict__ q, const bf16 *__restrict__ kc, const bf16 *__restrict__ vc,
             bf16 *out, float *po, float *pml, const int *tiles, const int *bt, const int *split,
             int G, int nh, int nkv, int bs, float scale_log2, int use_part) {
+    pdl_launch();
+    pdl_wait();
     constexpr int KS = HD + 8; /* padded row (bf16): conflict-free fragment loads */
     constexpr int NK = HD / 16, NO = HD / 8;
     constexpr int KW = DEC ? FA_KT / 4 : FA_KT; /* keys of a tile per warp */
@@ -579,6 +605,8 @@ __global__ void __launch_bounds__(FA_THREADS)
 /* Combine split partials. grid = (T, nh), block = HD. */
 template <int HD>
 __global__ void k_attn_reduce(const float *po, const float *pml, const int *split, bf16 *out, int nh) {
+    pdl_launch();
+    pdl_wait();
     const int t = blockIdx.x, head = blockIdx.y, d = threadIdx.x;
     const int ns = split[0];
     const size_t base = ((size_t)t * nh + head) * ATT_NSMAX;
@@ -600,6 +628,8 @@ __global__ void k_attn_reduce(const float *po, const float *pml, const int *spli
 
 /* act[t][i] = silu(gu[t][i]) * gu[t][ffn + i]. grid covers T*ffn/2 pairs. */
 __global__ void k_swiglu(const bf16 *gu, bf16 *act, int T, int ffn) {
+    pdl_launch();
+    pdl_wait();
     const size_t n2 = (size_t)T * ffn / 2;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n2; i += (size_t)gridDim.x * blockDim.x) {
         const size_t e = i * 2, t = e / ffn, c = e % ffn;
@@ -642,13 +672,26 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32)
     for (int r = 0; r < RW; ++r)
 #pragma unroll
         for (int m = 0; m < M; ++m) acc[r][m] = 0.f;
+    /* the first weight tiles are loaded before waiting for the previous kernel (PDL): weights do
+     * not depend on it, so their fetch overlaps its tail */
+    uint4 wv[U][RW];
+    pdl_launch();
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+        const int k = tid + u * NT;
+#pragma unroll
+        for (int r = 0; r < RW; ++r) wv[u][r] = k < K8 ? __ldcs(w[r] + k) : make_uint4(0, 0, 0, 0);
+    }
+    pdl_wait();
     for (int k0 = tid; k0 < K8; k0 += NT * U) {
-        uint4 wv[U][RW];
+        if (k0 != tid) {
 #pragma unroll
-        for (int u = 0; u < U; ++u) {
-            const int k = k0 + u * NT;
+            for (int u = 0; u < U; ++u) {
+                const int k = k0 + u * NT;
 #pragma unroll
-            for (int r = 0; r < RW; ++r) wv[u][r] = k < K8 ? __ldcs(w[r] + k) : make_uint4(0, 0, 0, 0);
+                for (int r = 0; r < RW; ++r)
+                    wv[u][r] = k < K8 ? __ldcs(w[r] + k) : make_uint4(0, 0, 0, 0);
+            }
         }
 #pragma unroll
         for (int u = 0; u < U; ++u) {
@@ -717,12 +760,154 @@ __device__ float mass_ge(const float *lg, int V, float m, float invT, float tau,
 }
 #define SAMPLE_BISECT 28
 
+/* ---- exact top-k without bisection (the fast path of k_sample for 0 < top_k <= blockDim.x) --
+ * Every thread already knows the maximum of the logits it visited in the max/log-sum-exp pass.
+ * The k-th largest of those per-thread maxima is a lower bound of the row's k-th largest value
+ * (k maxima are >= it), so one more pass gathers every logit >= it - normally a few dozen - into
+ * shared memory; sorted there, they give the exact k-th value, and the top-k set with its ties
+ * (transformers' top-k keeps ties). Top-p, min-p and the draw then work on those values instead
+ * of bisecting over the whole vocabulary (2 x 28 passes). */
+#define SAMPLE_CAND 1024
+
+__device__ __forceinline__ unsigned sample_key(float x) {
+    const unsigned b = __float_as_uint(x);
+    if (x != x) return 0u; /* NaN sorts below everything */
+    return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+}
+
+typedef struct sample_smem {
+    unsigned long long cand[SAMPLE_CAND];
+    float ez[SAMPLE_CAND];
+    int ncand, pick;
+} sample_smem;
+
+/* In-place bitonic sort of n (a power of two <= SAMPLE_CAND) keys, descending or ascending. */
+__device__ void sample_bitonic(unsigned long long *a, int n, bool desc) {
+    for (int size = 2; size <= n; size <<= 1)
+        for (int stride = size >> 1; stride > 0; stride >>= 1) {
+            __syncthreads();
+            for (int i = threadIdx.x; i < n; i += blockDim.x) {
+                const int j = i ^ stride;
+                if (j <= i) continue;
+                const bool d = ((i & size) == 0) == desc;
+                const unsigned long long x = a[i], y = a[j];
+                if (d ? x < y : x > y) a[i] = y, a[j] = x;
+            }
+        }
+    __syncthreads();
+}
+
+/* Returns false (block-uniformly) when the candidates do not fit in SAMPLE_CAND (e.g. huge ties
+ * or a flat row): the caller then takes the bisection path. Otherwise *token is the draw.
+ * `tmax` is this thread's maximum over the logits it visited in the max pass. */
+__device__ bool sample_topk_fast(const float *lg, int V, float m, float invT, const rc_sp &p,
+                                 float tmax, sample_smem &S, int *token) {
+    const int tid = threadIdx.x, nt = blockDim.x; /* nt: a power of two >= top_k */
+    __syncthreads();
+    S.cand[tid] = ((unsigned long long)sample_key(tmax) << 32) | (unsigned)tid;
+    sample_bitonic(S.cand, nt, true);
+    const unsigned bound = (unsigned)(S.cand[p.top_k - 1] >> 32);
+    __syncthreads();
+    if (tid == 0) S.ncand = 0;
+    __syncthreads();
+    row_foreach(lg, V, [&](float x, int i) {
+        const unsigned key = sample_key(x);
+        if (key >= bound) {
+            const int pos = atomicAdd(&S.ncand, 1);
+            if (pos < SAMPLE_CAND)
+                S.cand[pos] = ((unsigned long long)key << 32) | (0xffffffffu - (unsigned)i);
+        }
+    });
+    __syncthreads();
+    const int ng = S.ncand;
+    if (ng > SAMPLE_CAND || ng < p.top_k) return false;
+    int n2 = 1;
+    while (n2 < ng) n2 <<= 1;
+    for (int i = ng + tid; i < n2; i += nt) S.cand[i] = 0ull;
+    /* descending by value, ascending index among equal values */
+    sample_bitonic(S.cand, n2, true);
+    /* the exact k-th largest value, and every logit tied with it */
+    int nc = p.top_k;
+    const unsigned long long kth = S.cand[p.top_k - 1] >> 32;
+    while (nc < ng && (S.cand[nc] >> 32) == kth) ++nc;
+    for (int i = tid; i < nc; i += blockDim.x) {
+        const int idx = (int)(0xffffffffu - (unsigned)(S.cand[i] & 0xffffffffu));
+        S.ez[i] = __expf((lg[idx] - m) * invT);
+    }
+    __syncthreads();
+    if (tid == 0) {
+        /* top-p over the top-k mass: the shortest prefix whose mass reaches top_p of it, with
+         * every value tied to its last element; then min-p relative to the largest */
+        int keep = nc;
+        if (p.top_p > 0.f && p.top_p < 1.f) {
+            float tot = 0.f;
+            for (int i = 0; i < nc; ++i) tot += S.ez[i];
+            const float target = p.top_p * tot;
+            float acc = 0.f;
+            int j = nc - 1;
+            for (int i = 0; i < nc; ++i) {
+                acc += S.ez[i];
+                if (acc >= target) {
+                    j = i;
+                    break;
+                }
+            }
+            while (j + 1 < nc && (S.cand[j + 1] >> 32) == (S.cand[j] >> 32)) ++j;
+            keep = j + 1;
+        }
+        if (p.min_p > 0.f && p.min_p <= 1.f) {
+            const float lm = logf(p.min_p);
+            int k = 0;
+            while (k < keep) {
+                const int idx = (int)(0xffffffffu - (unsigned)(S.cand[k] & 0xffffffffu));
+                if ((lg[idx] - m) * invT < lm) break;
+                ++k;
+            }
+            keep = k > 0 ? k : 1;
+        }
+        S.ncand = keep;
+        /* re-key the kept entries by index (ascending) for the draw in index order */
+        for (int i = 0; i < keep; ++i) {
+            const unsigned idx = 0xffffffffu - (unsigned)(S.cand[i] & 0xffffffffu);
+            S.cand[i] = ((unsigned long long)idx << 32) | __float_as_uint(S.ez[i]);
+        }
+    }
+    __syncthreads();
+    const int keep = S.ncand;
+    int k2 = 1;
+    while (k2 < keep) k2 <<= 1;
+    for (int i = keep + tid; i < k2; i += blockDim.x) S.cand[i] = ~0ull;
+    sample_bitonic(S.cand, k2, false);
+    if (tid == 0) {
+        float tot = 0.f;
+        for (int i = 0; i < keep; ++i) tot += __uint_as_float((unsigned)(S.cand[i] & 0xffffffffu));
+        const float target = p.u * tot;
+        float acc = 0.f;
+        int pick = (int)(S.cand[keep - 1] >> 32);
+        for (int i = 0; i < keep; ++i) {
+            acc += __uint_as_float((unsigned)(S.cand[i] & 0xffffffffu));
+            if (target < acc) {
+                pick = (int)(S.cand[i] >> 32);
+                break;
+            }
+        }
+        S.pick = pick;
+    }
+    __syncthreads();
+    *token = S.pick;
+    return true;
+}
+
 __global__ void __launch_bounds__(SAMPLE_THREADS)
-    k_sample(float *logits, int V, const rc_sp *sps, const int *hist, ragd_sample_out *outs) {
+    k_sample(float *logits, int V, const rc_sp *sps, const int *hist, ragd_sample_out *outs,
+             int fast) {
     __shared__ float red[33];
     __shared__ int redi[33];
     __shared__ float chunk_mass[SAMPLE_THREADS];
     __shared__ int found;
+    __shared__ sample_smem fs;
+    pdl_launch();
+    pdl_wait();
     const int row = blockIdx.x, tid = threadIdx.x;
     float *lg = logits + (size_t)row * V;
     const rc_sp p = sps[row];
@@ -759,7 +944,10 @@ __global__ void __launch_bounds__(SAMPLE_THREADS)
     const float m = lg[amax];
     const float lse = m + logf(block_sum(bv == -INFINITY ? 0.f : se * __expf(bv - m), red));
     int token = amax;
-    if (p.temp > 0.f) {
+    if (p.temp > 0.f && fast && p.top_k > 0 && p.top_k < V && p.top_k <= (int)blockDim.x &&
+        sample_topk_fast(lg, V, m, 1.f / p.temp, p, bv, fs, &token)) {
+        /* drawn by the exact top-k path */
+    } else if (p.temp > 0.f) {
         const float invT = 1.f / p.temp;
         float tau = -INFINITY;
         if (p.top_k > 0 && p.top_k < V) {

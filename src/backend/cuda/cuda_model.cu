@@ -3,6 +3,7 @@
  * graphs for decode steps. C interface in cuda_impl.h; kernels in cuda_kernels.cuh.
  */
 #include <cublasLt.h>
+#include <cuda_profiler_api.h>
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdarg.h>
@@ -45,6 +46,8 @@ static void msgf(char *msg, const char *fmt, ...) {
     } while (0)
 /* After a kernel launch. */
 #define CKK() CK(cudaGetLastError())
+/* Launch a kernel on the model's stream, with programmatic dependent launch when m->pdl. */
+#define KL(kern, grid, block, smem, ...) CK(launch_k(m, kern, grid, block, smem, __VA_ARGS__))
 #define TRY(x)                                                                                     \
     do {                                                                                           \
         int rc_ = (x);                                                                             \
@@ -65,6 +68,7 @@ struct gemm_plan {
 };
 
 #define N_GRAPH_BUCKETS 14
+#define GEMM_TUNE_ALGOS 8 /* cuBLASLt candidates timed for decode-sized GEMMs */
 /* 3, 5, 6, 7: small batches pad less (the skinny GEMM's cost grows with M);
  * RAGD_CUDA_GRAPH_FINE=0 skips them */
 static const int k_buckets[N_GRAPH_BUCKETS] = {1, 2, 3, 4, 5, 6, 7, 8, 16, 32, 64, 128, 192, 256};
@@ -118,7 +122,33 @@ struct rc_model {
     int gemv_rw;
     int graph_fine; /* graph buckets 3, 5, 6, 7 in use (RAGD_CUDA_GRAPH_FINE=0: off) */
     int gemv_maxm;  /* M <= gemv_maxm: k_gemv, else cuBLASLt (RAGD_CUDA_GEMV_MAXM, default 1) */
+    int pdl; /* programmatic dependent launch between our kernels (sm_90+; RAGD_CUDA_PDL=0) */
+    int fast_sample; /* exact top-k sampling path for 0 < top_k <= 512 (RAGD_CUDA_FAST_SAMPLE=0) */
+    int gemm_tune;   /* time cuBLASLt's candidates for bucket-sized M (RAGD_CUDA_GEMM_TUNE=0) */
+    int sms;         /* multiprocessors */
+    int split_fill;  /* split-K attention aims at split_fill x sms blocks (RAGD_CUDA_SPLIT_FILL;
+                        0 = split every min_keys keys as before) */
 };
+
+/* Kernel launch on the model's stream; with m->pdl the launch carries the programmatic
+ * stream-serialization attribute (see pdl_launch/pdl_wait in cuda_kernels.cuh). The arguments
+ * convert to the kernel's parameter types as in a <<<>>> launch. */
+template <class T> struct rc_same { typedef T type; };
+template <typename... P>
+static cudaError_t launch_k(const rc_model *m, void (*k)(P...), dim3 grid, dim3 block, size_t smem,
+                            typename rc_same<P>::type... a) {
+    cudaLaunchConfig_t c = {};
+    c.gridDim = grid;
+    c.blockDim = block;
+    c.dynamicSmemBytes = smem;
+    c.stream = m->st;
+    cudaLaunchAttribute at[1] = {};
+    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[0].val.programmaticStreamSerializationAllowed = 1;
+    c.attrs = at;
+    c.numAttrs = m->pdl ? 1 : 0;
+    return cudaLaunchKernelEx(&c, k, a...);
+}
 
 /* ------------------------------------------------------------------------------------------ */
 extern "C" int rc_device_count(void) {
@@ -340,6 +370,15 @@ extern "C" int rc_create(const rc_model_src *src, int device, float util, int ma
     if (g && g[0] == '0') m->graphs_on = 0;
     const char *fa = getenv("RAGD_CUDA_FATTN");
     m->fattn_on = !(fa && fa[0] == '0') && m->G <= FA_ROWS;
+    const char *pd = getenv("RAGD_CUDA_PDL");
+    m->pdl = !(pd && pd[0] == '0');
+    const char *sf = getenv("RAGD_CUDA_SPLIT_FILL");
+    m->split_fill = sf ? atoi(sf) : 2;
+    if (m->split_fill < 0) m->split_fill = 0;
+    const char *gt = getenv("RAGD_CUDA_GEMM_TUNE");
+    m->gemm_tune = !(gt && gt[0] == '0');
+    const char *fsm = getenv("RAGD_CUDA_FAST_SAMPLE");
+    m->fast_sample = !(fsm && fsm[0] == '0');
     const char *fd = getenv("RAGD_CUDA_FATTN_DEC");
     m->fattn_dec = !(fd && fd[0] == '0') && m->fattn_on && m->G <= 16;
     int rc = RAGD_OK;
@@ -383,6 +422,8 @@ extern "C" int rc_create(const rc_model_src *src, int device, float util, int ma
         const double allowed = (double)util * (double)totalb - used_by_others;
         cudaDeviceProp prop;
         CKF(cudaGetDeviceProperties(&prop, device));
+        if (prop.major < 9) m->pdl = 0; /* griddepcontrol needs sm_90 */
+        m->sms = prop.multiProcessorCount;
         if (allowed < (double)(wbytes + sbytes)) {
             msgf(msg,
                  "model does not fit on %s: weights %.2f GiB + activations %.2f GiB, but "
@@ -620,7 +661,14 @@ extern "C" int rc_copy_blocks(rc_model *m, const int32_t *src, const int32_t *ds
 
 /* ------------------------------------------------------------------------------------------ */
 /* GEMM: Y[M][N] = X[M][K] W[N][K]^T, bf16 inputs, f32 accumulation, bf16 or f32 output. */
-static int gemm_plan_get(rc_model *m, int M, int N, int K, int f32, gemm_plan **out, char *msg) {
+static int is_bucket(int M) {
+    for (int i = 0; i < N_GRAPH_BUCKETS; ++i)
+        if (k_buckets[i] == M) return 1;
+    return 0;
+}
+
+static int gemm_plan_get(rc_model *m, int M, int N, int K, int f32, const bf16 *X, const bf16 *W,
+                         void *Y, gemm_plan **out, char *msg) {
     for (int i = 0; i < m->n_plans; ++i) {
         gemm_plan *p = &m->plans[i];
         if (p->M == M && p->N == N && p->K == K && p->f32 == f32) {
@@ -652,16 +700,46 @@ static int gemm_plan_get(rc_model *m, int M, int N, int K, int f32, gemm_plan **
     CKL(cublasLtMatmulPreferenceCreate(&pref));
     CKL(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                              &m->ws_size, sizeof(m->ws_size)));
-    cublasLtMatmulHeuristicResult_t res;
+    cublasLtMatmulHeuristicResult_t res[GEMM_TUNE_ALGOS];
     int nres = 0;
     cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(m->lt, p->desc, p->a, p->b, p->c, p->c, pref,
-                                                      1, &res, &nres);
+                                                      GEMM_TUNE_ALGOS, res, &nres);
     cublasLtMatmulPreferenceDestroy(pref);
     if (s != CUBLAS_STATUS_SUCCESS || nres < 1) {
         msgf(msg, "cuBLASLt found no algorithm for %dx%dx%d (status %d)", M, N, K, (int)s);
         return RAGD_EDEVICE;
     }
-    p->algo = res.algo;
+    p->algo = res[0].algo;
+    /* decode batch sizes (the graph buckets) run thousands of times: time the heuristic's
+     * candidates once on the real operands and keep the fastest. Never while capturing. */
+    cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+    CK(cudaStreamIsCapturing(m->st, &cs));
+    if (m->gemm_tune && nres > 1 && is_bucket(M) && cs == cudaStreamCaptureStatusNone) {
+        cudaEvent_t e0, e1;
+        CK(cudaEventCreate(&e0));
+        CK(cudaEventCreate(&e1));
+        const float alpha = 1.f, beta = 0.f;
+        float best = 1e30f;
+        int besti = 0;
+        for (int i = 0; i < nres; ++i) {
+            float ms = 0.f;
+            cublasStatus_t st = CUBLAS_STATUS_SUCCESS;
+            for (int r = 0; r < 4 && st == CUBLAS_STATUS_SUCCESS; ++r) {
+                if (r == 1) cudaEventRecord(e0, m->st);
+                st = cublasLtMatmul(m->lt, p->desc, &alpha, W, p->a, X, p->b, &beta, Y, p->c, Y,
+                                    p->c, &res[i].algo, m->ws, m->ws_size, m->st);
+            }
+            cudaEventRecord(e1, m->st);
+            if (cudaEventSynchronize(e1) != cudaSuccess || st != CUBLAS_STATUS_SUCCESS ||
+                cudaEventElapsedTime(&ms, e0, e1) != cudaSuccess)
+                continue;
+            if (ms < best) best = ms, besti = i;
+        }
+        cudaEventDestroy(e0);
+        cudaEventDestroy(e1);
+        (void)cudaGetLastError();
+        p->algo = res[besti].algo;
+    }
     m->n_plans++;
     *out = p;
     return RAGD_OK;
@@ -676,9 +754,9 @@ static int gemm(rc_model *m, const bf16 *X, const bf16 *W, void *Y, int M, int N
     {                                                                                              \
         const int grid = (N + RW - 1) / RW;                                                        \
         if (f32)                                                                                   \
-            k_gemv<MM, RW, true><<<grid, GEMV_WARPS * 32, 0, m->st>>>(X, W, Y, N, K);              \
+            KL((k_gemv<MM, RW, true>), grid, GEMV_WARPS * 32, 0, X, W, Y, N, K);                   \
         else                                                                                       \
-            k_gemv<MM, RW, false><<<grid, GEMV_WARPS * 32, 0, m->st>>>(X, W, Y, N, K);             \
+            KL((k_gemv<MM, RW, false>), grid, GEMV_WARPS * 32, 0, X, W, Y, N, K);                  \
     }
 #define GV(MM, RW)                                                                                 \
     case MM:                                                                                       \
@@ -698,7 +776,7 @@ static int gemm(rc_model *m, const bf16 *X, const bf16 *W, void *Y, int M, int N
         return RAGD_OK;
     }
     gemm_plan *p;
-    TRY(gemm_plan_get(m, M, N, K, f32, &p, msg));
+    TRY(gemm_plan_get(m, M, N, K, f32, X, W, Y, &p, msg));
     const float alpha = 1.f, beta = 0.f;
     CKL(cublasLtMatmul(m->lt, p->desc, &alpha, W, p->a, X, p->b, &beta, Y, p->c, Y, p->c, &p->algo,
                        m->ws, m->ws_size, m->st));
@@ -715,13 +793,13 @@ static int launch_attn(rc_model *m, const bf16 *kc, const bf16 *vc, int ntiles, 
         const float sl2 = scale * 1.4426950408889634f;
 #define FA(HD)                                                                                     \
     if (flash == 2)                                                                                \
-        k_fattn<HD, true><<<grid, FA_THREADS, m->fa_smem, m->st>>>(                                \
-            m->q, kc, vc, m->att, m->po, m->pml, md + m->o_tile, md + m->o_bt, md + m->o_split,    \
-            m->G, m->nh, m->nkv, m->bs, sl2, use_part);                                            \
+        KL((k_fattn<HD, true>), grid, FA_THREADS, m->fa_smem, m->q, kc, vc, m->att, m->po, m->pml, \
+           md + m->o_tile, md + m->o_bt, md + m->o_split, m->G, m->nh, m->nkv, m->bs, sl2,         \
+           use_part);                                                                              \
     else                                                                                           \
-        k_fattn<HD, false><<<grid, FA_THREADS, m->fa_smem, m->st>>>(                               \
-            m->q, kc, vc, m->att, m->po, m->pml, md + m->o_tile, md + m->o_bt, md + m->o_split,    \
-            m->G, m->nh, m->nkv, m->bs, sl2, use_part)
+        KL((k_fattn<HD, false>), grid, FA_THREADS, m->fa_smem, m->q, kc, vc, m->att, m->po,        \
+           m->pml, md + m->o_tile, md + m->o_bt, md + m->o_split, m->G, m->nh, m->nkv, m->bs, sl2, \
+           use_part)
         switch (m->hd) {
             case 16:
                 FA(16);
@@ -741,9 +819,8 @@ static int launch_attn(rc_model *m, const bf16 *kc, const bf16 *vc, int ntiles, 
         return RAGD_OK;
     }
 #define ATT(HD, RM, SM)                                                                            \
-    k_attn<HD, RM><<<grid, ATT_THREADS, SM, m->st>>>(                                              \
-        m->q, kc, vc, m->att, m->po, m->pml, md + m->o_tile, md + m->o_bt, md + m->o_split, m->G,  \
-        m->nh, m->nkv, m->bs, scale, use_part)
+    KL((k_attn<HD, RM>), grid, ATT_THREADS, SM, m->q, kc, vc, m->att, m->po, m->pml,               \
+       md + m->o_tile, md + m->o_bt, md + m->o_split, m->G, m->nh, m->nkv, m->bs, scale, use_part)
 #define ATT2(HD)                                                                                   \
     if (dec)                                                                                       \
         ATT(HD, ATT_RMAX_DEC, m->att_smem_dec);                                                    \
@@ -774,16 +851,16 @@ static int launch_reduce(rc_model *m, int T, char *msg) {
     const int *sp = m->meta_d + m->o_split;
     switch (m->hd) {
         case 16:
-            k_attn_reduce<16><<<grid, 16, 0, m->st>>>(m->po, m->pml, sp, m->att, m->nh);
+            KL((k_attn_reduce<16>), grid, 16, 0, m->po, m->pml, sp, m->att, m->nh);
             break;
         case 32:
-            k_attn_reduce<32><<<grid, 32, 0, m->st>>>(m->po, m->pml, sp, m->att, m->nh);
+            KL((k_attn_reduce<32>), grid, 32, 0, m->po, m->pml, sp, m->att, m->nh);
             break;
         case 64:
-            k_attn_reduce<64><<<grid, 64, 0, m->st>>>(m->po, m->pml, sp, m->att, m->nh);
+            KL((k_attn_reduce<64>), grid, 64, 0, m->po, m->pml, sp, m->att, m->nh);
             break;
         default:
-            k_attn_reduce<128><<<grid, 128, 0, m->st>>>(m->po, m->pml, sp, m->att, m->nh);
+            KL((k_attn_reduce<128>), grid, 128, 0, m->po, m->pml, sp, m->att, m->nh);
             break;
     }
     CKK();
@@ -797,30 +874,29 @@ static int run_layers(rc_model *m, int T, int ntiles, int nsplit_grid, int use_p
     const int H = m->H, NL = m->cfg.n_layers;
     const float eps = m->cfg.rms_eps;
     const int qkv_items = (m->nh + m->nkv) * m->hd / 2 + m->nkv * m->hd;
-    k_embed<<<T, 256, 0, m->st>>>(md + m->o_tok, m->embed, m->h, H, m->V);
+    KL((k_embed), T, 256, 0, md + m->o_tok, m->embed, m->h, H, m->V);
     CKK();
     for (int l = 0; l < NL; ++l) {
         const rc_layer *L = &m->L[l];
         bf16 *kc = m->kv + (size_t)(2 * l) * m->kv_layer, *vc = kc + m->kv_layer;
-        k_rmsnorm<<<T, NORM_THREADS, 0, m->st>>>(m->h, l ? m->delta : NULL, L->ln1, m->xn, NULL, H,
-                                                 eps, 1);
+        KL((k_rmsnorm), T, NORM_THREADS, 0, m->h, l ? m->delta : NULL, L->ln1, m->xn, NULL, H, eps,
+           1);
         CKK();
         TRY(gemm(m, m->xn, L->wqkv, m->qkv, T, m->qkvw, H, 0, msg));
-        k_qkv_rope<<<dim3((qkv_items + 127) / 128, T), 128, 0, m->st>>>(
-            m->qkv, L->bqkv, m->rope, md + m->o_pos, md + m->o_slot, m->q, kc, vc, m->nh, m->nkv,
-            m->hd);
+        KL((k_qkv_rope), dim3((qkv_items + 127) / 128, T), 128, 0, m->qkv, L->bqkv, m->rope,
+           md + m->o_pos, md + m->o_slot, m->q, kc, vc, m->nh, m->nkv, m->hd);
         CKK();
         TRY(launch_attn(m, kc, vc, ntiles, nsplit_grid, use_part, dec, flash, msg));
         if (use_part) TRY(launch_reduce(m, T, msg));
         TRY(gemm(m, m->att, L->wo, m->delta, T, H, m->nh * m->hd, 0, msg));
-        k_rmsnorm<<<T, NORM_THREADS, 0, m->st>>>(m->h, m->delta, L->ln2, m->xn, NULL, H, eps, 1);
+        KL((k_rmsnorm), T, NORM_THREADS, 0, m->h, m->delta, L->ln2, m->xn, NULL, H, eps, 1);
         CKK();
         TRY(gemm(m, m->xn, L->wgu, m->gu, T, 2 * m->ffn, H, 0, msg));
         {
             const size_t pairs = (size_t)T * m->ffn / 2;
             int blocks = (int)((pairs + 255) / 256);
             if (blocks > 4096) blocks = 4096;
-            k_swiglu<<<blocks, 256, 0, m->st>>>(m->gu, m->act, T, m->ffn);
+            KL((k_swiglu), blocks, 256, 0, m->gu, m->act, T, m->ffn);
             CKK();
         }
         TRY(gemm(m, m->act, L->wd, m->delta, T, H, m->ffn, 0, msg));
@@ -940,6 +1016,14 @@ extern "C" int rc_forward(rc_model *m, const ragd_batch *b, float *logits, ragd_
     if (T <= m->part_tmax && maxkv > 2 * min_keys) {
         nsplit = (maxkv + min_keys - 1) / min_keys;
         if (nsplit > ATT_NSMAX) nsplit = ATT_NSMAX;
+        /* split only as far as it takes to fill the GPU: with many sequences the (query tile,
+         * KV head) blocks alone fill it, and more partitions only add block and reduce cost
+         * (batch 256 at ctx 512: 9 partitions of 64 keys made attention 45% of the step) */
+        if (m->split_fill) {
+            const int tiles_heads = ntiles * m->nkv;
+            const int want = (m->split_fill * m->sms + tiles_heads - 1) / tiles_heads;
+            if (nsplit > want) nsplit = want < 1 ? 1 : want;
+        }
         slen = (maxkv + nsplit - 1) / nsplit;
         slen = (slen + ATT_KT - 1) / ATT_KT * ATT_KT;
         nsplit = (maxkv + slen - 1) / slen;
@@ -969,18 +1053,31 @@ extern "C" int rc_forward(rc_model *m, const ragd_batch *b, float *logits, ragd_
                        m->st));
     if (gb >= 0) {
         if (!m->graph[gb]) {
-            cudaGraph_t g;
-            CK(cudaStreamBeginCapture(m->st, cudaStreamCaptureModeThreadLocal));
-            int rc = run_layers(m, Tr, ntr, ATT_NSMAX, 1, m->G <= ATT_RMAX_DEC, flash, msg);
-            cudaError_t e = cudaStreamEndCapture(m->st, &g);
-            if (rc != RAGD_OK) {
-                if (e == cudaSuccess) cudaGraphDestroy(g);
-                return rc;
+            /* one eager pass first: GEMM plans are created (and tuned) outside the capture;
+             * it writes the same K/V values the graph will write again */
+            TRY(run_layers(m, Tr, ntr, ATT_NSMAX, 1, m->G <= ATT_RMAX_DEC, flash, msg));
+            for (;;) {
+                cudaGraph_t g;
+                CK(cudaStreamBeginCapture(m->st, cudaStreamCaptureModeThreadLocal));
+                int rc = run_layers(m, Tr, ntr, ATT_NSMAX, 1, m->G <= ATT_RMAX_DEC, flash, msg);
+                cudaError_t e = cudaStreamEndCapture(m->st, &g);
+                if (rc == RAGD_OK && e == cudaSuccess) {
+                    e = cudaGraphInstantiate(&m->graph[gb], g, 0);
+                    cudaGraphDestroy(g);
+                    if (e == cudaSuccess) break;
+                } else if (e == cudaSuccess) {
+                    cudaGraphDestroy(g);
+                }
+                if (!m->pdl) {
+                    if (rc != RAGD_OK) return rc;
+                    CK(e);
+                }
+                /* a driver that cannot capture programmatic launches: capture without them */
+                fprintf(stderr, "ragd cuda: graph capture with PDL failed (%s); PDL off\n",
+                        rc != RAGD_OK ? msg : cudaGetErrorString(e));
+                (void)cudaGetLastError();
+                m->pdl = 0;
             }
-            CK(e);
-            e = cudaGraphInstantiate(&m->graph[gb], g, 0);
-            cudaGraphDestroy(g);
-            CK(e);
         }
         CK(cudaGraphLaunch(m->graph[gb], m->st));
     } else {
@@ -992,8 +1089,8 @@ extern "C" int rc_forward(rc_model *m, const ragd_batch *b, float *logits, ragd_
     int out_i = 0;
     for (int r0 = 0; r0 < nrows; r0 += m->LCH) {
         const int nr = nrows - r0 < m->LCH ? nrows - r0 : m->LCH;
-        k_rmsnorm<<<nr, NORM_THREADS, 0, m->st>>>(
-            m->h, m->delta, m->fnorm, m->xo, m->meta_d + m->o_rows + r0, m->H, m->cfg.rms_eps, 0);
+        KL((k_rmsnorm), nr, NORM_THREADS, 0, m->h, m->delta, m->fnorm, m->xo,
+           m->meta_d + m->o_rows + r0, m->H, m->cfg.rms_eps, 0);
         CKK();
         TRY(gemm(m, m->xo, m->lm_head, m->logits, nr, m->V, m->H, 1, msg));
         if (!out) {
@@ -1041,7 +1138,8 @@ extern "C" int rc_forward(rc_model *m, const ragd_batch *b, float *logits, ragd_
         if (hist_used)
             CK(cudaMemcpyAsync(m->hist_d, m->hist_h, hist_used * sizeof(int),
                                cudaMemcpyHostToDevice, m->st));
-        k_sample<<<nr, SAMPLE_THREADS, 0, m->st>>>(m->logits, m->V, m->sp_d, m->hist_d, m->so_d);
+        KL((k_sample), nr, SAMPLE_THREADS, 0, m->logits, m->V, m->sp_d, m->hist_d, m->so_d,
+           m->fast_sample);
         CKK();
         CK(cudaMemcpyAsync(m->so_h, m->so_d, (size_t)nr * sizeof(ragd_sample_out),
                            cudaMemcpyDeviceToHost, m->st));
@@ -1050,6 +1148,13 @@ extern "C" int rc_forward(rc_model *m, const ragd_batch *b, float *logits, ragd_
     }
     CK(cudaStreamSynchronize(m->st));
     return RAGD_OK;
+}
+
+extern "C" void rc_profiler(int on) {
+    if (on)
+        cudaProfilerStart();
+    else
+        cudaProfilerStop();
 }
 
 extern "C" double rc_sync_time(rc_model *m) {
