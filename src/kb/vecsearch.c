@@ -768,7 +768,8 @@ static int insert_node(ragd_hnsw *h, int32_t id) {
     size_t scratch = (size_t)(h->efc > h->M0 ? h->efc : h->M0) + 2;
     pair_t *res = malloc((scratch + 1) * sizeof *res);
     int32_t *tmp = malloc((size_t)(h->M0 + 1) * sizeof *tmp);
-    int32_t *sel = malloc((size_t)(h->M0 + 1) * sizeof *sel);
+    /* per level: count, then up to M selected neighbours */
+    int32_t *sel = malloc((size_t)(MAX_LEVEL + 1) * (size_t)(h->M + 1) * sizeof *sel);
     pair_t *pr = malloc((size_t)(h->M0 + 2) * sizeof *pr);
     float *fb = malloc(3 * (size_t)h->dim * sizeof *fb); /* q, neighbour, selection scratch */
     int rc = -1;
@@ -808,7 +809,13 @@ static int insert_node(ragd_hnsw *h, int32_t id) {
             }
         }
     }
-    for (int l = (L < maxl ? L : maxl); l >= 0; l--) {
+    /* search top-down for each level's neighbours, then link bottom-up: a node becomes
+     * reachable on a level only when its links on every level below are in place, so a
+     * concurrent insert that enters a level through it never finds it without links there
+     * (which left parallel-built graphs with poorly connected nodes: recall@10 0.992 at any
+     * ef with 16 threads, 1.000 with one) */
+    int top = L < maxl ? L : maxl;
+    for (int l = top; l >= 0; l--) {
         size_t nr = 0;
         if (search_layer(h, q, cur, h->efc, l, 1, 0, res, &nr, tmp)) goto unlock;
         /* best result becomes the next level's entry */
@@ -816,15 +823,21 @@ static int insert_node(ragd_hnsw *h, int32_t id) {
         for (size_t j = 1; j < nr; j++)
             if (res[j].s > res[best].s) best = j;
         int32_t next = (int32_t)res[best].id;
-        size_t m = select_neighbors(h, res, nr, h->M, sel, sbuf);
+        int32_t *sl = sel + (size_t)l * (size_t)(h->M + 1);
+        sl[0] = (int32_t)select_neighbors(h, res, nr, h->M, sl + 1, sbuf);
+        cur = next;
+    }
+    for (int l = 0; l <= top; l++) {
+        const int32_t *sl = sel + (size_t)l * (size_t)(h->M + 1);
+        size_t m = (size_t)sl[0];
         int cap = l == 0 ? h->M0 : h->M;
         pthread_mutex_lock(lock_of(h, id));
         int32_t *mine = links_of(h, id, l);
         mine[0] = (int32_t)m;
-        memcpy(mine + 1, sel, m * sizeof *sel);
+        memcpy(mine + 1, sl + 1, m * sizeof *sl);
         pthread_mutex_unlock(lock_of(h, id));
         for (size_t j = 0; j < m; j++) {
-            int32_t nb = sel[j];
+            int32_t nb = sl[1 + j];
             pthread_mutex_lock(lock_of(h, nb));
             int32_t *lk = links_of(h, nb, l);
             if (lk[0] < cap) {
@@ -841,7 +854,6 @@ static int insert_node(ragd_hnsw *h, int32_t id) {
             }
             pthread_mutex_unlock(lock_of(h, nb));
         }
-        cur = next;
     }
     if (hold_global && L > h->max_level) {
         h->entry = id;
