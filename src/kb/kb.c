@@ -346,6 +346,11 @@ static cand *find_cand(cand *c, size_t n, int64_t id) {
  * nothing). A query without a rarer term keeps all its terms. */
 static int bm25_match(ragd_kb *kb, int64_t index_id, const char *query, ragd_buf *out,
                       size_t *n_terms, ragd_err *err) {
+    if (kb->opts.bm25_max_df <= 0) { /* the default: every term */
+        if (ragd_kb_fts_query(query, strlen(query), 0, out, n_terms))
+            return ragd_err_set(err, RAGD_ENOMEM, "out of memory");
+        return RAGD_OK;
+    }
     ragd_buf terms = {0};
     size_t n = 0, kept = 0;
     *n_terms = 0;
@@ -361,7 +366,7 @@ static int bm25_match(ragd_kb *kb, int64_t index_id, const char *query, ragd_buf
         off += strlen(tv[i]) + 1;
     }
     double cutoff = -1;
-    if (kb->opts.bm25_max_df > 0 && n > 1) {
+    if (n > 1) {
         int64_t n_docs = 0;
         if ((rc = kb->st->ops->term_df(kb->st, index_id, tv, n, df, &n_docs, err))) goto out;
         cutoff = kb->opts.bm25_max_df * (double)n_docs;
