@@ -450,17 +450,10 @@ static void f16_task(void *vctx, size_t t, int tid) {
     }
 }
 
-int ragd_vec_exact_topk_f16(const uint16_t *base, size_t n, int dim, const float *queries, size_t m,
-                            int k, ragd_pool *pool, int64_t *out_idx, float *out_score,
-                            ragd_err *err) {
-    if (k <= 0 || dim <= 0) return ragd_err_set(err, RAGD_EINVAL, "k and dim must be positive");
-    for (size_t i = 0; i < m * (size_t)k; i++) {
-        out_idx[i] = -1;
-        out_score[i] = 0;
-    }
-    if (n == 0 || m == 0) return RAGD_OK;
-    size_t nt = pool ? (size_t)ragd_pool_size(pool) : 1;
-    if (nt < 1) nt = 1;
+/* one pass over the vectors for the m queries of a group (outputs already cleared) */
+static int f16_topk_group(const uint16_t *base, size_t n, int dim, const float *queries, size_t m,
+                          int k, ragd_pool *pool, size_t nt, int64_t *out_idx, float *out_score,
+                          ragd_err *err) {
     /* ~256 KB of f16 rows per task: re-read from L2 for each block of 64 queries */
     size_t rpt = ((256u << 10) / ((size_t)dim * 2)) & ~(size_t)3;
     if (rpt < 16) rpt = 16;
@@ -494,6 +487,30 @@ int ragd_vec_exact_topk_f16(const uint16_t *base, size_t n, int dim, const float
     free(c.counts);
     free(c.tiles);
     free(all);
+    return RAGD_OK;
+}
+
+int ragd_vec_exact_topk_f16(const uint16_t *base, size_t n, int dim, const float *queries, size_t m,
+                            int k, ragd_pool *pool, int64_t *out_idx, float *out_score,
+                            ragd_err *err) {
+    if (k <= 0 || dim <= 0) return ragd_err_set(err, RAGD_EINVAL, "k and dim must be positive");
+    for (size_t i = 0; i < m * (size_t)k; i++) {
+        out_idx[i] = -1;
+        out_score[i] = 0;
+    }
+    if (n == 0 || m == 0) return RAGD_OK;
+    size_t nt = pool ? (size_t)ragd_pool_size(pool) : 1;
+    if (nt < 1) nt = 1;
+    /* per-thread heaps cost threads x queries x k pairs: groups of queries keep them within
+     * 64 MiB (one pass over the vectors per group; one group in every usual case) */
+    size_t group = (64u << 20) / (nt * (size_t)k * sizeof(pair_t));
+    if (group < 1) group = 1;
+    for (size_t q0 = 0; q0 < m; q0 += group) {
+        size_t g = m - q0 < group ? m - q0 : group;
+        int rc = f16_topk_group(base, n, dim, queries + q0 * (size_t)dim, g, k, pool, nt,
+                                out_idx + q0 * (size_t)k, out_score + q0 * (size_t)k, err);
+        if (rc) return rc;
+    }
     return RAGD_OK;
 }
 
