@@ -11,14 +11,18 @@ static const char *USAGE =
     "usage: ragd eval-retrieval --kb FILE --index NAME --queries Q.jsonl --qrels QRELS.tsv\n"
     "                           [--mode bm25|vector|hybrid] [--fusion rrf|weighted]\n"
     "                           [--embed-model SPEC] [--vector-search auto|exact|hnsw] [--json]\n"
+    "                           [--bm25-max-df X]\n"
     "  queries: one JSON object per line with \"_id\" (or \"id\") and \"text\"\n"
     "  qrels:   query-id <TAB> corpus-id <TAB> grade (header allowed); corpus ids are the\n"
-    "           documents' ids from ingest (jsonl id/_id, csv id column)\n";
+    "           documents' ids from ingest (jsonl id/_id, csv id column)\n"
+    "  --bm25-max-df X: leave query terms in more than X (0..1) of the chunks out of BM25\n"
+    "           when a rarer term remains (see ragd search --help; default: keep all)\n";
 
 static int run_eval(int argc, char **argv) {
     const char *kb_path = NULL, *index = NULL, *queries = NULL, *qrels = NULL, *embed = NULL;
     int json = 0;
     ragd_kb_search_opts so = {0};
+    ragd_kb_opts ko = {0};
     so.mode = RAGD_KB_BM25;
     so.vector_weight = 0.5;
     static const struct option opts[] = {{"kb", required_argument, 0, 'k'},
@@ -30,6 +34,7 @@ static int run_eval(int argc, char **argv) {
                                          {"embed-model", required_argument, 0, 'e'},
                                          {"vector-search", required_argument, 0, 'v'},
                                          {"json", no_argument, 0, 'j'},
+                                         {"bm25-max-df", required_argument, 0, 'D'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int c;
@@ -51,6 +56,16 @@ static int run_eval(int argc, char **argv) {
             case 'e':
                 embed = optarg;
                 break;
+            case 'D': {
+                char *end;
+                ko.bm25_max_df = strtod(optarg, &end);
+                if (*end || !(ko.bm25_max_df > 0 && ko.bm25_max_df <= 1)) {
+                    fprintf(stderr, "ragd eval-retrieval: --bm25-max-df must be in (0, 1]\n%s",
+                            USAGE);
+                    return 2;
+                }
+                break;
+            }
             case 'j':
                 json = 1;
                 break;
@@ -91,7 +106,7 @@ static int run_eval(int argc, char **argv) {
         return 2;
     }
     kb_cli k;
-    if (kb_cli_open(&k, kb_path, 1, embed, NULL)) return 1;
+    if (kb_cli_open(&k, kb_path, 1, embed, &ko)) return 1;
     const char *ix[1] = {index};
     so.indexes = ix;
     so.n_indexes = 1;

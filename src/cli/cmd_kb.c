@@ -117,20 +117,21 @@ static int run_kb(int argc, char **argv) {
                 ragd_buf_json_str(&b, ix[i].name, strlen(ix[i].name));
                 ragd_buf_puts(&b, ",\"embed_model\":");
                 ragd_buf_json_str(&b, ix[i].embed_model, strlen(ix[i].embed_model));
-                printf(
-                    "%s{\"name\":%s,\"dim\":%d,\"files\":%lld,\"documents\":%lld,\"chunks\":%lld,"
-                    "\"vectors\":%lld}",
-                    i ? "," : "", b.data, ix[i].dim, (long long)ix[i].n_files,
-                    (long long)ix[i].n_docs, (long long)ix[i].n_chunks, (long long)ix[i].n_vectors);
+                printf("%s{\"name\":%s,\"dim\":%d,\"vector_dtype\":\"%s\",\"files\":%lld,"
+                       "\"documents\":%lld,\"chunks\":%lld,\"vectors\":%lld}",
+                       i ? "," : "", b.data, ix[i].dim, ragd_kb_vec_dtype_name(ix[i].vec_dtype),
+                       (long long)ix[i].n_files, (long long)ix[i].n_docs, (long long)ix[i].n_chunks,
+                       (long long)ix[i].n_vectors);
             }
             printf("]}\n");
             ragd_buf_free(&b);
         } else {
-            printf("%-24s %-28s %5s %8s %10s %10s %10s\n", "index", "embedding model", "dim",
-                   "files", "documents", "chunks", "vectors");
+            printf("%-24s %-28s %5s %5s %8s %10s %10s %10s\n", "index", "embedding model", "dim",
+                   "dtype", "files", "documents", "chunks", "vectors");
             for (size_t i = 0; i < n; i++)
-                printf("%-24s %-28s %5d %8lld %10lld %10lld %10lld\n", ix[i].name,
+                printf("%-24s %-28s %5d %5s %8lld %10lld %10lld %10lld\n", ix[i].name,
                        *ix[i].embed_model ? ix[i].embed_model : "(bm25 only)", ix[i].dim,
+                       ix[i].dim ? ragd_kb_vec_dtype_name(ix[i].vec_dtype) : "-",
                        (long long)ix[i].n_files, (long long)ix[i].n_docs, (long long)ix[i].n_chunks,
                        (long long)ix[i].n_vectors);
             if (!strcmp(act, "stats"))

@@ -19,6 +19,9 @@ static const char *USAGE =
     "  --embed-model SPEC   the index's embedding model (directory, or hash:DIM)\n"
     "  --vector-search A    auto (HNSW at >= 50000 vectors) | exact | hnsw\n"
     "  --ef-search N        HNSW search breadth (default 64)\n"
+    "  --bm25-max-df X      leave query terms found in more than X (0..1) of the chunks out\n"
+    "                       of BM25 when a rarer term remains (faster on large indexes, ranks\n"
+    "                       slightly differently; default: keep every term)\n"
     "  --json               the /v1/search response body\n"
     "Several --query options are one batched, de-duplicated search.\n";
 
@@ -29,6 +32,7 @@ static int run_search(int argc, char **argv) {
     const char **queries = calloc((size_t)argc + 1, sizeof *queries);
     size_t nq = 0;
     ragd_kb_search_opts so = {0};
+    ragd_kb_opts ko = {0};
     so.k = 10;
     so.vector_weight = 0.5;
     static const struct option opts[] = {{"kb", required_argument, 0, 'K'},
@@ -41,6 +45,7 @@ static int run_search(int argc, char **argv) {
                                          {"embed-model", required_argument, 0, 'e'},
                                          {"vector-search", required_argument, 0, 'v'},
                                          {"ef-search", required_argument, 0, 'E'},
+                                         {"bm25-max-df", required_argument, 0, 'D'},
                                          {"json", no_argument, 0, 'j'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
@@ -68,6 +73,10 @@ static int run_search(int argc, char **argv) {
             case 'k':
                 so.k = (int)strtol(optarg, &end, 10);
                 bad = *end || so.k < 1 || so.k > 1000;
+                break;
+            case 'D':
+                ko.bm25_max_df = strtod(optarg, &end);
+                bad = *end || !(ko.bm25_max_df > 0 && ko.bm25_max_df <= 1);
                 break;
             case 'E':
                 so.ef_search = (int)strtol(optarg, &end, 10);
@@ -111,7 +120,7 @@ static int run_search(int argc, char **argv) {
     so.n_indexes = kb_cli_split(indexes, ix, 64);
     so.indexes = ix;
     kb_cli k;
-    if (kb_cli_open(&k, kb_path, 1, embed, NULL)) {
+    if (kb_cli_open(&k, kb_path, 1, embed, &ko)) {
         free(queries);
         return 1;
     }

@@ -4,10 +4,15 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *g_embed_device; /* NULL: cpu */
+static const char *g_embed_device;    /* NULL: cpu */
+static const char *g_embed_precision; /* NULL: f32 */
 
 void kb_cli_set_embed_device(const char *device) {
     g_embed_device = device;
+}
+
+void kb_cli_set_embed_precision(const char *precision) {
+    g_embed_precision = precision;
 }
 
 int kb_cli_open(kb_cli *c, const char *kb_path, int readonly, const char *embed_spec,
@@ -24,8 +29,8 @@ int kb_cli_open(kb_cli *c, const char *kb_path, int readonly, const char *embed_
         kb_cli_close(c);
         return 1;
     }
-    if (embed_spec &&
-        ragd_kb_embedder_open_on(embed_spec, g_embed_device, c->pool, &c->emb, &err)) {
+    if (embed_spec && ragd_kb_embedder_open_ex(embed_spec, g_embed_device, g_embed_precision,
+                                               c->pool, &c->emb, &err)) {
         fprintf(stderr, "ragd: --embed-model %s: %s\n", embed_spec, err.msg);
         kb_cli_close(c);
         return 1;

@@ -18,6 +18,9 @@ int kb_cli_open(kb_cli *c, const char *kb_path, int readonly, const char *embed_
 void kb_cli_close(kb_cli *c);
 /* Device of the embedding engine for the next kb_cli_open ("cpu" or "cuda"; NULL = cpu). */
 void kb_cli_set_embed_device(const char *device);
+/* CPU GEMM precision of the embedding engine for the next kb_cli_open ("f32" or "bf16";
+ * NULL = f32). */
+void kb_cli_set_embed_precision(const char *precision);
 /* Split "a,b,c" in place into at most max names. */
 size_t kb_cli_split(char *s, const char **out, size_t max);
 

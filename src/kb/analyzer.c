@@ -127,6 +127,7 @@ typedef struct {
     size_t max_terms, n;
     ragd_buf seen; /* "\x01term\x01term..." small-set membership */
     int oom;
+    int terms_only; /* NUL-terminated terms instead of a MATCH expression */
 } q_ctx;
 
 static int q_term(void *vctx, const char *t, size_t n, size_t s, size_t e) {
@@ -149,13 +150,12 @@ static int q_term(void *vctx, const char *t, size_t n, size_t s, size_t e) {
     }
     ragd_buf *o = q->out;
     int rc = 0;
-    if (q->n) rc |= ragd_buf_puts(o, " OR ");
-    rc |= ragd_buf_putc(o, '"');
-    for (size_t i = 0; i < n; i++) {
-        if (t[i] == '"') rc |= ragd_buf_putc(o, '"');
-        rc |= ragd_buf_putc(o, t[i]);
+    if (q->terms_only) {
+        rc = ragd_buf_append(o, t, n) || ragd_buf_putc(o, '\0');
+    } else {
+        if (q->n) rc |= ragd_buf_puts(o, " OR ");
+        rc |= ragd_kb_fts_quote(o, t, n);
     }
-    rc |= ragd_buf_putc(o, '"');
     if (rc) {
         q->oom = 1;
         return 1;
@@ -164,9 +164,19 @@ static int q_term(void *vctx, const char *t, size_t n, size_t s, size_t e) {
     return 0;
 }
 
-int ragd_kb_fts_query(const char *text, size_t len, size_t max_terms, ragd_buf *out,
-                      size_t *n_terms) {
-    q_ctx q = {out, max_terms ? max_terms : 256, 0, {0}, 0};
+int ragd_kb_fts_quote(ragd_buf *o, const char *t, size_t n) {
+    int rc = ragd_buf_putc(o, '"');
+    for (size_t i = 0; i < n; i++) {
+        if (t[i] == '"') rc |= ragd_buf_putc(o, '"');
+        rc |= ragd_buf_putc(o, t[i]);
+    }
+    rc |= ragd_buf_putc(o, '"');
+    return rc ? RAGD_ENOMEM : RAGD_OK;
+}
+
+static int query_run(const char *text, size_t len, size_t max_terms, int terms_only, ragd_buf *out,
+                     size_t *n_terms) {
+    q_ctx q = {out, max_terms ? max_terms : 256, 0, {0}, 0, terms_only};
     size_t mark = out->len;
     int rc = ragd_kb_analyze(text, len, q_term, &q);
     ragd_buf_free(&q.seen);
@@ -177,6 +187,16 @@ int ragd_kb_fts_query(const char *text, size_t len, size_t max_terms, ragd_buf *
     }
     if (n_terms) *n_terms = q.n;
     return RAGD_OK;
+}
+
+int ragd_kb_fts_query(const char *text, size_t len, size_t max_terms, ragd_buf *out,
+                      size_t *n_terms) {
+    return query_run(text, len, max_terms, 0, out, n_terms);
+}
+
+int ragd_kb_query_terms(const char *text, size_t len, size_t max_terms, ragd_buf *out,
+                        size_t *n_terms) {
+    return query_run(text, len, max_terms, 1, out, n_terms);
 }
 
 /* ---- FTS5 tokenizer ---- */

@@ -31,6 +31,13 @@ int ragd_kb_analyze(const char *text, size_t len, ragd_analyze_fn fn, void *ctx)
 int ragd_kb_fts_query(const char *text, size_t len, size_t max_terms, ragd_buf *out,
                       size_t *n_terms);
 
+/* The distinct analysed terms of text in order of first occurrence (at most max_terms; 0 =
+ * 256), each followed by a NUL byte, appended to out; *n_terms set. */
+int ragd_kb_query_terms(const char *text, size_t len, size_t max_terms, ragd_buf *out,
+                        size_t *n_terms);
+/* Append term (n bytes) as a quoted FTS5 string. */
+int ragd_kb_fts_quote(ragd_buf *out, const char *term, size_t n);
+
 /* Register the "ragd_cjk" FTS5 tokenizer on a SQLite connection (sqlite3 *). */
 int ragd_kb_register_tokenizer(void *sqlite_db, ragd_err *err);
 

@@ -335,6 +335,7 @@ typedef struct chunk_w {
     size_t doc;
     ragd_store_chunk c;
     int need_vec;
+    size_t tokens;
 } chunk_w;
 typedef RAGD_VEC(chunk_w) chunk_vec;
 
@@ -425,7 +426,8 @@ static int ingest_file(ragd_kb *kb, const ragd_store_index *ix, const char *path
                           (int64_t)sp[j].start,
                           (int64_t)sp[j].end,
                           NULL},
-                         0};
+                         0,
+                         sp[j].tokens};
             ragd_kb_hash128(w.c.text, w.c.len, w.c.hash);
             if (RAGD_VEC_PUSH(&chunks, w)) rc = ragd_err_set(err, RAGD_ENOMEM, "oom");
         }
@@ -468,6 +470,7 @@ static int ingest_file(ragd_kb *kb, const ragd_store_index *ix, const char *path
         size_t vi = 0, nb = 0, i = 0;
         while (i <= chunks.len && !rc) {
             if (i < chunks.len && chunks.data[i].need_vec) {
+                stats->tokens_embedded += chunks.data[i].tokens + 2;
                 bt[nb] = chunks.data[i].c.text;
                 bl[nb] = chunks.data[i].c.len;
                 chunks.data[i].c.vec = vecs + (vi + nb) * (size_t)emb->dim;
@@ -475,7 +478,9 @@ static int ingest_file(ragd_kb *kb, const ragd_store_index *ix, const char *path
             }
             i++;
             if (nb == batch || (i > chunks.len && nb)) {
+                uint64_t te = ragd_now_ns();
                 rc = emb->embed(emb->ctx, bt, bl, nb, vecs + vi * (size_t)emb->dim, err);
+                stats->embed_seconds += (double)(ragd_now_ns() - te) / 1e9;
                 vi += nb;
                 stats->chunks_embedded += nb;
                 nb = 0;
@@ -511,7 +516,10 @@ static int ingest_file(ragd_kb *kb, const ragd_store_index *ix, const char *path
             c++;
         }
     }
-    if ((rc = st->ops->replace_file(st, ix->id, real, sum, sdocs, docs.len, err))) goto out2;
+    uint64_t tw = ragd_now_ns();
+    rc = st->ops->replace_file(st, ix->id, real, sum, sdocs, docs.len, err);
+    stats->store_seconds += (double)(ragd_now_ns() - tw) / 1e9;
+    if (rc) goto out2;
     stats->files_ingested++;
     stats->docs += docs.len;
     stats->chunks += chunks.len;
@@ -539,8 +547,12 @@ int ragd_kb_ingest(ragd_kb *kb, const char *const *paths, size_t n_paths,
                             o->chunk_tokens);
     ragd_store *st = ragd_kb_store(kb);
     ragd_store_index ix;
+    int dt = -1;
+    if (o->vector_dtype && (dt = ragd_kb_parse_vec_dtype(o->vector_dtype)) < 0)
+        return ragd_err_set(err, RAGD_EINVAL, "--vector-dtype must be f32 or f16, not '%s'",
+                            o->vector_dtype);
     int rc = st->ops->ensure_index(st, o->index, o->emb ? o->emb->model_name : "",
-                                   o->emb ? o->emb->dim : 0, &ix, err);
+                                   o->emb ? o->emb->dim : 0, dt, &ix, err);
     if (rc) return rc;
     str_vec files = {0};
     for (size_t i = 0; i < n_paths && !rc; i++) rc = collect(paths[i], 1, &files, err);

@@ -9,6 +9,7 @@
 
 #include "kb/analyzer.h"
 #include "kb/vecsearch.h"
+#include "model/dtype.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/str.h"
@@ -23,7 +24,8 @@ typedef struct vsnap {
     int dim;
     size_t n;
     int64_t *ids; /* sorted ascending (chunk ids) */
-    float *vecs;  /* n x dim */
+    void *vecs;   /* n x dim floats, or halves when f16 */
+    int f16;
     ragd_hnsw *hnsw;
 } vsnap;
 
@@ -156,7 +158,8 @@ static int build_hnsw(ragd_kb *kb, vsnap *s, ragd_err *err) {
     ragd_err e2 = {0};
     int changed = 0, rc;
     if (st->ops->get_blob(st, s->index_id, "hnsw", &blob, &blen, &bgen, &e2) == RAGD_OK) {
-        if (ragd_hnsw_load(blob, blen, &h, &e2) != RAGD_OK || ragd_hnsw_dim(h) != s->dim) {
+        if (ragd_hnsw_load(blob, blen, &h, &e2) != RAGD_OK || ragd_hnsw_dim(h) != s->dim ||
+            ragd_hnsw_is_f16(h) != s->f16) {
             LOG_WARN("kb: persisted HNSW graph unusable (%s); rebuilding", e2.msg);
             ragd_hnsw_destroy(h);
             h = NULL;
@@ -174,7 +177,8 @@ static int build_hnsw(ragd_kb *kb, vsnap *s, ragd_err *err) {
             ragd_hnsw_destroy(h);
             h = NULL;
         } else if (nm) {
-            float *v = malloc(nm * (size_t)s->dim * sizeof *v);
+            size_t vb = (size_t)s->dim * (s->f16 ? 2 : 4);
+            char *v = malloc(nm * vb);
             int64_t *l = malloc(nm * sizeof *l);
             if (!v || !l) {
                 free(v);
@@ -184,8 +188,7 @@ static int build_hnsw(ragd_kb *kb, vsnap *s, ragd_err *err) {
                 return ragd_err_set(err, RAGD_ENOMEM, "out of memory");
             }
             for (size_t i = 0; i < nm; i++) {
-                memcpy(v + i * (size_t)s->dim, s->vecs + miss[i] * (size_t)s->dim,
-                       (size_t)s->dim * sizeof *v);
+                memcpy(v + i * vb, (const char *)s->vecs + miss[i] * vb, vb);
                 l[i] = s->ids[miss[i]];
             }
             rc = ragd_hnsw_add_batch(h, v, l, nm, kb->opts.pool, err);
@@ -201,7 +204,7 @@ static int build_hnsw(ragd_kb *kb, vsnap *s, ragd_err *err) {
         changed = 1;
     }
     if (!h) {
-        ragd_hnsw_params p = {kb->opts.hnsw_M, kb->opts.hnsw_ef_construction, 42};
+        ragd_hnsw_params p = {kb->opts.hnsw_M, kb->opts.hnsw_ef_construction, 42, s->f16};
         if ((rc = ragd_hnsw_create(s->dim, &p, &h, err))) return rc;
         uint64_t t0 = ragd_now_ns();
         if ((rc = ragd_hnsw_add_batch(h, s->vecs, s->ids, s->n, kb->opts.pool, err))) {
@@ -253,7 +256,10 @@ static int get_snap(ragd_kb *kb, const ragd_store_index *ix, int want_hnsw, vsna
     s->refs = 1;
     s->index_id = ix->id;
     s->dim = ix->dim;
-    rc = kb->st->ops->load_vectors(kb->st, ix->id, &s->ids, &s->vecs, &s->n, &s->generation, err);
+    int dt = 0;
+    rc = kb->st->ops->load_vectors(kb->st, ix->id, &s->ids, &s->vecs, &dt, &s->n, &s->generation,
+                                   err);
+    s->f16 = dt == RAGD_DT_F16;
     if (!rc && want_hnsw) rc = build_hnsw(kb, s, err);
     if (rc) {
         snap_unref(kb, s);
@@ -332,6 +338,55 @@ static cand *find_cand(cand *c, size_t n, int64_t id) {
     return NULL;
 }
 
+/* The BM25 MATCH expression for one query: the OR of its distinct analysed terms, leaving
+ * out the common ones - terms in more than bm25_max_df of the index's chunks - as long as a
+ * rarer term remains (the idea of Lucene's common-terms query: frequent terms carry little
+ * BM25 weight, idf = ln(1 + (N - n + 0.5) / (n + 0.5)) <= 4.6 at 1%, but make FTS5 visit
+ * and score every row they occur in). Terms absent from the index go too (they match
+ * nothing). A query without a rarer term keeps all its terms. */
+static int bm25_match(ragd_kb *kb, int64_t index_id, const char *query, ragd_buf *out,
+                      size_t *n_terms, ragd_err *err) {
+    if (kb->opts.bm25_max_df <= 0) { /* the default: every term */
+        if (ragd_kb_fts_query(query, strlen(query), 0, out, n_terms))
+            return ragd_err_set(err, RAGD_ENOMEM, "out of memory");
+        return RAGD_OK;
+    }
+    ragd_buf terms = {0};
+    size_t n = 0, kept = 0;
+    *n_terms = 0;
+    int rc = ragd_kb_query_terms(query, strlen(query), 0, &terms, &n);
+    const char **tv = n ? malloc(n * sizeof *tv) : NULL;
+    int64_t *df = n ? calloc(n, sizeof *df) : NULL;
+    if (rc || (n && (!tv || !df))) {
+        rc = ragd_err_set(err, RAGD_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0, off = 0; i < n; i++) {
+        tv[i] = terms.data + off;
+        off += strlen(tv[i]) + 1;
+    }
+    double cutoff = -1;
+    if (n > 1) {
+        int64_t n_docs = 0;
+        if ((rc = kb->st->ops->term_df(kb->st, index_id, tv, n, df, &n_docs, err))) goto out;
+        cutoff = kb->opts.bm25_max_df * (double)n_docs;
+        for (size_t i = 0; i < n; i++) kept += df[i] > 0 && (double)df[i] <= cutoff;
+        if (!kept) cutoff = -1;
+    }
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (cutoff >= 0 && (df[i] == 0 || (double)df[i] > cutoff)) continue;
+        if (*n_terms && ragd_buf_puts(out, " OR ")) rc = RAGD_ENOMEM;
+        if (!rc) rc = ragd_kb_fts_quote(out, tv[i], strlen(tv[i]));
+        (*n_terms)++;
+    }
+    if (rc) rc = ragd_err_set(err, RAGD_ENOMEM, "out of memory");
+out:
+    ragd_buf_free(&terms);
+    free(tv);
+    free(df);
+    return rc;
+}
+
 static void *idx_task_run(void *arg) {
     idx_task *t = arg;
     ragd_kb *kb = t->kb;
@@ -377,9 +432,13 @@ static void *idx_task_run(void *arg) {
                 for (size_t j = nh; j < kc; j++) vi[d * kc + j] = -1;
             }
         } else {
-            if ((t->rc = ragd_vec_exact_topk(snap->vecs, snap->n, snap->dim, t->qvec, t->nd,
-                                             (int)kc, kb->opts.pool, vi, vs, &t->err)))
-                goto out;
+            if (snap->f16)
+                t->rc = ragd_vec_exact_topk_f16(snap->vecs, snap->n, snap->dim, t->qvec, t->nd,
+                                                (int)kc, kb->opts.pool, vi, vs, &t->err);
+            else
+                t->rc = ragd_vec_exact_topk(snap->vecs, snap->n, snap->dim, t->qvec, t->nd, (int)kc,
+                                            kb->opts.pool, vi, vs, &t->err);
+            if (t->rc) goto out;
             for (size_t j = 0; j < t->nd * kc; j++)
                 if (vi[j] >= 0) vi[j] = snap->ids[vi[j]];
         }
@@ -389,10 +448,7 @@ static void *idx_task_run(void *arg) {
         if (t->use_bm25) {
             ragd_buf_clear(&q);
             size_t nterms = 0;
-            if ((t->rc = ragd_kb_fts_query(t->dq[d], strlen(t->dq[d]), 0, &q, &nterms))) {
-                ragd_err_set(&t->err, t->rc, "out of memory");
-                goto out;
-            }
+            if ((t->rc = bm25_match(kb, t->ix.id, t->dq[d], &q, &nterms, &t->err))) goto out;
             if (nterms &&
                 (t->rc = kb->st->ops->bm25(kb->st, t->ix.id, q.data, (int)kc, bh, &nb, &t->err)))
                 goto out;

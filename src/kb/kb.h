@@ -46,6 +46,10 @@ typedef struct ragd_kb_opts {
     int hnsw_M;               /* 0: 16 */
     int hnsw_ef_construction; /* 0: 200 */
     int hnsw_ef_search;       /* 0: 64 */
+    /* BM25 common terms: query terms found in more than this share (0..1] of an index's
+     * chunks are left out of the MATCH when a rarer term remains; <= 0 (default): keep every
+     * term. Faster on large indexes, but changes the ranking (docs/PERFORMANCE.md). */
+    double bm25_max_df;
 } ragd_kb_opts;
 
 int ragd_kb_open(const ragd_kb_opts *opts, ragd_kb **out, ragd_err *err);
@@ -71,12 +75,19 @@ typedef struct ragd_kb_ingest_opts {
     void (*progress)(void *ctx, size_t files_done, size_t files_total, size_t chunks,
                      double seconds);
     void *progress_ctx;
+    /* "f32" or "f16": how the index stores its vectors, fixed when the index gets its first
+     * chunks (re-ingesting with the other one is an error). NULL: the index's, f32 for a new
+     * index. f16 halves memory and disk; exact search reads halves directly. */
+    const char *vector_dtype;
 } ragd_kb_ingest_opts;
 
 typedef struct ragd_kb_ingest_stats {
     size_t files, files_unchanged, files_ingested, files_failed, files_empty;
     size_t docs, chunks, chunks_embedded;
+    size_t tokens_embedded; /* model tokens of the embedded chunks ([CLS]/[SEP] included) */
     double seconds;
+    double embed_seconds; /* inside the embedder */
+    double store_seconds; /* inside the store's write transactions */
 } ragd_kb_ingest_stats;
 
 /* Ingest files and directories (recursively: .txt .md .jsonl .csv). Each file is one

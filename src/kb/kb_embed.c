@@ -140,9 +140,10 @@ int ragd_kb_embedder_from_engine(struct ragd_embedder *engine, const char *model
     return wrap_engine(engine, 0, model_dir, out, err);
 }
 
-static int open_model(const char *dir, const char *device, ragd_pool *pool, ragd_kb_embedder **out,
-                      ragd_err *err) {
-    ragd_embedder_opts o = {.model_dir = dir, .device = device, .pool = pool};
+static int open_model(const char *dir, const char *device, const char *precision, ragd_pool *pool,
+                      ragd_kb_embedder **out, ragd_err *err) {
+    ragd_embedder_opts o = {
+        .model_dir = dir, .device = device, .pool = pool, .precision = precision};
     ragd_embedder *e = NULL;
     int rc = ragd_embedder_create(&o, &e, err);
     if (rc) return rc;
@@ -159,10 +160,11 @@ int ragd_kb_embedder_from_engine(struct ragd_embedder *engine, const char *model
     return ragd_err_set(err, RAGD_EUNSUPPORTED, "this build has no embedding engine");
 }
 
-static int open_model(const char *dir, const char *device, ragd_pool *pool, ragd_kb_embedder **out,
-                      ragd_err *err) {
+static int open_model(const char *dir, const char *device, const char *precision, ragd_pool *pool,
+                      ragd_kb_embedder **out, ragd_err *err) {
     (void)dir;
     (void)device;
+    (void)precision;
     (void)pool;
     (void)out;
     return ragd_err_set(err, RAGD_EUNSUPPORTED,
@@ -178,7 +180,11 @@ int ragd_kb_embedder_open(const char *spec, ragd_pool *pool, ragd_kb_embedder **
 
 int ragd_kb_embedder_open_on(const char *spec, const char *device, ragd_pool *pool,
                              ragd_kb_embedder **out, ragd_err *err) {
-    (void)pool;
+    return ragd_kb_embedder_open_ex(spec, device, NULL, pool, out, err);
+}
+
+int ragd_kb_embedder_open_ex(const char *spec, const char *device, const char *precision,
+                             ragd_pool *pool, ragd_kb_embedder **out, ragd_err *err) {
     *out = NULL;
     if (!strncmp(spec, "hash:", 5)) {
         char *end;
@@ -189,7 +195,7 @@ int ragd_kb_embedder_open_on(const char *spec, const char *device, ragd_pool *po
     }
     if (!ragd_dir_exists(spec))
         return ragd_err_set(err, RAGD_ENOTFOUND, "no model directory %s", spec);
-    return open_model(spec, device, pool, out, err);
+    return open_model(spec, device, precision, pool, out, err);
 }
 
 void ragd_kb_embedder_close(ragd_kb_embedder *e) {

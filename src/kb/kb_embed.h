@@ -18,6 +18,9 @@ int ragd_kb_embedder_open(const char *spec, ragd_pool *pool, ragd_kb_embedder **
  * cpu); ignored for hash:DIM. */
 int ragd_kb_embedder_open_on(const char *spec, const char *device, ragd_pool *pool,
                              ragd_kb_embedder **out, ragd_err *err);
+/* ... and the engine's CPU GEMM precision ("f32" or "bf16"; NULL = f32). */
+int ragd_kb_embedder_open_ex(const char *spec, const char *device, const char *precision,
+                             ragd_pool *pool, ragd_kb_embedder **out, ragd_err *err);
 void ragd_kb_embedder_close(ragd_kb_embedder *e);
 
 /* The hash embedder directly (dim 8..4096). */

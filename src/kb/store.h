@@ -28,6 +28,7 @@ typedef struct ragd_store_index {
     char name[128];
     char embed_model[256];                        /* "" when the index has no vectors */
     int dim;                                      /* 0 when the index has no vectors */
+    int vec_dtype;                                /* RAGD_DT_F32 or RAGD_DT_F16 (dtype.h) */
     int64_t generation;                           /* bumped by every write to the index */
     int64_t n_files, n_docs, n_chunks, n_vectors; /* filled by list_indexes */
 } ragd_store_index;
@@ -38,7 +39,8 @@ typedef struct ragd_store_chunk {
     size_t len;
     uint64_t hash[2];   /* 128-bit content hash (ragd_kb_hash128) */
     int64_t start, end; /* byte offsets in the document text */
-    const float *vec;   /* dim floats; NULL when the chunk already exists in the index */
+    const float *vec;   /* dim floats (stored in the index's vector dtype); NULL when the
+                           chunk already exists in the index */
 } ragd_store_chunk;
 
 typedef struct ragd_store_doc {
@@ -66,8 +68,9 @@ typedef struct ragd_store_ops {
     /* Look up an index by name: RAGD_ENOTFOUND when absent. */
     int (*get_index)(ragd_store *s, const char *name, ragd_store_index *out, ragd_err *err);
     /* Create the index, or check that an existing one matches the embedding model
-     * (model "" / dim 0 for BM25 only). An empty existing index adopts the model. */
-    int (*ensure_index)(ragd_store *s, const char *name, const char *model, int dim,
+     * (model "" / dim 0 for BM25 only) and the vector dtype (RAGD_DT_F32 / RAGD_DT_F16; -1:
+     * keep the index's, f32 for a new one). An empty existing index adopts both. */
+    int (*ensure_index)(ragd_store *s, const char *name, const char *model, int dim, int vec_dtype,
                         ragd_store_index *out, ragd_err *err);
     int (*list_indexes)(ragd_store *s, ragd_store_index **out, size_t *n, ragd_err *err);
     int (*delete_index)(ragd_store *s, const char *name, ragd_err *err);
@@ -89,10 +92,11 @@ typedef struct ragd_store_ops {
     /* Document frequency (in chunks) of analysed terms, and the number of chunks. */
     int (*term_df)(ragd_store *s, int64_t index_id, const char *const *terms, size_t n, int64_t *df,
                    int64_t *n_docs, ragd_err *err);
-    /* All vectors of the index: ids (n) and vecs (n x dim), malloc'd; *generation is the
-     * index generation they belong to. */
-    int (*load_vectors)(ragd_store *s, int64_t index_id, int64_t **ids, float **vecs, size_t *n,
-                        int64_t *generation, ragd_err *err);
+    /* All vectors of the index: ids (n) and vecs (n x dim elements of *dtype: float for
+     * RAGD_DT_F32, uint16_t halves for RAGD_DT_F16), malloc'd; *generation is the index
+     * generation they belong to. */
+    int (*load_vectors)(ragd_store *s, int64_t index_id, int64_t **ids, void **vecs, int *dtype,
+                        size_t *n, int64_t *generation, ragd_err *err);
     /* Chunk text and its (first) document. RAGD_ENOTFOUND when gone. */
     int (*chunk_info)(ragd_store *s, int64_t chunk_id, ragd_store_chunk_info *out, ragd_err *err);
     /* Named per-index blobs (e.g. a persisted HNSW graph) tagged with a generation. */
@@ -111,6 +115,10 @@ struct ragd_store {
 };
 
 void ragd_store_chunk_info_free(ragd_store_chunk_info *ci);
+
+/* "f32" / "f16" <-> RAGD_DT_F32 / RAGD_DT_F16; parse returns -1 for anything else. */
+int ragd_kb_parse_vec_dtype(const char *s);
+const char *ragd_kb_vec_dtype_name(int dtype);
 
 /* Open (creating when absent, unless readonly) an SQLite knowledge base file. */
 int ragd_store_sqlite_open(const char *path, int readonly, ragd_store **out, ragd_err *err);

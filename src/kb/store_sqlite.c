@@ -1,5 +1,6 @@
 /* store_sqlite.c - the embedded SQLite backend of store.h: one database file in WAL mode,
- * one FTS5 table (tokenizer ragd_cjk) per index, vectors as little-endian f32 blobs.
+ * one FTS5 table (tokenizer ragd_cjk) per index, vectors as little-endian f32 or f16 blobs
+ * (per index: indexes.vec_dtype).
  * Connections are pooled so that several threads can read at once; every write is one
  * IMMEDIATE transaction, so a crash at any point leaves the previous committed state. */
 #include <pthread.h>
@@ -10,6 +11,8 @@
 
 #include "kb/analyzer.h"
 #include "kb/store.h"
+#include "kb/vecsearch.h"
+#include "model/dtype.h"
 #include "util/clock.h"
 
 #define MAX_CONNS 32
@@ -21,6 +24,7 @@ typedef struct {
     pthread_mutex_t mu;
     sqlite3 *idle[MAX_CONNS];
     int n_idle;
+    const char *dtcol; /* "vec_dtype", or "'f32'" for a read-only pre-f16 database */
 } sq_store;
 
 static const char *SCHEMA =
@@ -29,7 +33,8 @@ static const char *SCHEMA =
     "INSERT OR IGNORE INTO meta VALUES('schema','1');"
     "CREATE TABLE IF NOT EXISTS indexes(id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL,"
     " embed_model TEXT NOT NULL DEFAULT '', dim INTEGER NOT NULL DEFAULT 0,"
-    " generation INTEGER NOT NULL DEFAULT 0, created REAL);"
+    " generation INTEGER NOT NULL DEFAULT 0, created REAL,"
+    " vec_dtype TEXT NOT NULL DEFAULT 'f32');"
     "CREATE TABLE IF NOT EXISTS files(id INTEGER PRIMARY KEY, index_id INTEGER NOT NULL,"
     " path TEXT NOT NULL, checksum TEXT NOT NULL, ingested REAL, UNIQUE(index_id, path));"
     "CREATE TABLE IF NOT EXISTS documents(id INTEGER PRIMARY KEY, index_id INTEGER NOT NULL,"
@@ -143,10 +148,22 @@ static void copy_str(char *dst, size_t cap, const unsigned char *src) {
     snprintf(dst, cap, "%s", src ? (const char *)src : "");
 }
 
-static int read_index(sqlite3 *db, const char *name, ragd_store_index *out, ragd_err *err) {
+int ragd_kb_parse_vec_dtype(const char *s) {
+    return !s ? -1 : !strcmp(s, "f32") ? RAGD_DT_F32 : !strcmp(s, "f16") ? RAGD_DT_F16 : -1;
+}
+
+const char *ragd_kb_vec_dtype_name(int dtype) {
+    return dtype == RAGD_DT_F16 ? "f16" : "f32";
+}
+
+static int read_index(sq_store *s, sqlite3 *db, const char *name, ragd_store_index *out,
+                      ragd_err *err) {
     sqlite3_stmt *st;
-    int rc = prep(db, "SELECT id, name, embed_model, dim, generation FROM indexes WHERE name=?1",
-                  &st, err);
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "SELECT id, name, embed_model, dim, generation, %s FROM indexes WHERE name=?1",
+             s->dtcol);
+    int rc = prep(db, sql, &st, err);
     if (rc) return rc;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     int r = sqlite3_step(st);
@@ -157,7 +174,10 @@ static int read_index(sqlite3 *db, const char *name, ragd_store_index *out, ragd
         copy_str(out->embed_model, sizeof out->embed_model, sqlite3_column_text(st, 2));
         out->dim = sqlite3_column_int(st, 3);
         out->generation = sqlite3_column_int64(st, 4);
-        rc = RAGD_OK;
+        out->vec_dtype = ragd_kb_parse_vec_dtype((const char *)sqlite3_column_text(st, 5));
+        rc = out->vec_dtype < 0
+                 ? ragd_err_set(err, RAGD_EFORMAT, "index '%s': unknown vector dtype", name)
+                 : RAGD_OK;
     } else if (r == SQLITE_DONE) {
         rc = ragd_err_set(err, RAGD_ENOTFOUND, "no index named '%s'", name);
     } else {
@@ -172,7 +192,7 @@ static int sq_get_index(ragd_store *bs, const char *name, ragd_store_index *out,
     sqlite3 *db;
     int rc = conn_get(s, &db, err);
     if (rc) return rc;
-    rc = read_index(db, name, out, err);
+    rc = read_index(s, db, name, out, err);
     conn_put(s, db);
     return rc;
 }
@@ -188,27 +208,32 @@ static int64_t count_q(sqlite3 *db, const char *sql, int64_t id) {
 }
 
 static int sq_ensure_index(ragd_store *bs, const char *name, const char *model, int dim,
-                           ragd_store_index *out, ragd_err *err) {
+                           int vec_dtype, ragd_store_index *out, ragd_err *err) {
     sq_store *s = (sq_store *)bs;
     if (!name || !*name || strlen(name) >= sizeof out->name)
         return ragd_err_set(err, RAGD_EINVAL, "index name must be 1..127 bytes");
+    if (vec_dtype != -1 && vec_dtype != RAGD_DT_F32 && vec_dtype != RAGD_DT_F16)
+        return ragd_err_set(err, RAGD_EINVAL, "vector dtype must be f32 or f16");
     if (!model) model = "";
     sqlite3 *db;
     int rc = conn_get(s, &db, err);
     if (rc) return rc;
     if ((rc = exec(db, "BEGIN IMMEDIATE", err))) goto done;
-    rc = read_index(db, name, out, err);
+    rc = read_index(s, db, name, out, err);
     if (rc == RAGD_ENOTFOUND) {
         ragd_err_clear(err);
         sqlite3_stmt *st;
         if ((rc = prep(db,
-                       "INSERT INTO indexes(name, embed_model, dim, created) VALUES(?1,?2,?3,?4)",
+                       "INSERT INTO indexes(name, embed_model, dim, created, vec_dtype)"
+                       " VALUES(?1,?2,?3,?4,?5)",
                        &st, err)))
             goto rollback;
         sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, model, -1, SQLITE_STATIC);
         sqlite3_bind_int(st, 3, dim);
         sqlite3_bind_double(st, 4, ragd_wall_s_f());
+        sqlite3_bind_text(st, 5, ragd_kb_vec_dtype_name(vec_dtype < 0 ? RAGD_DT_F32 : vec_dtype),
+                          -1, SQLITE_STATIC);
         int r = sqlite3_step(st);
         sqlite3_finalize(st);
         if (r != SQLITE_DONE) {
@@ -223,11 +248,21 @@ static int sq_ensure_index(ragd_store *bs, const char *name, const char *model, 
                  "CREATE VIRTUAL TABLE fts_%lld_v USING fts5vocab(fts_%lld, 'row');",
                  (long long)id, (long long)id, (long long)id);
         if ((rc = exec(db, sql, err))) goto rollback;
-        if ((rc = read_index(db, name, out, err))) goto rollback;
+        if ((rc = read_index(s, db, name, out, err))) goto rollback;
     } else if (rc == RAGD_OK) {
-        if (strcmp(out->embed_model, model) || out->dim != dim) {
+        if (vec_dtype < 0) vec_dtype = out->vec_dtype;
+        if (strcmp(out->embed_model, model) || out->dim != dim || out->vec_dtype != vec_dtype) {
             int64_t n = count_q(db, "SELECT count(*) FROM chunks WHERE index_id=?1", out->id);
-            if (n != 0) {
+            if (n != 0 && out->vec_dtype != vec_dtype && dim > 0 && out->dim > 0) {
+                rc = ragd_err_set(
+                    err, RAGD_EINVAL,
+                    "index '%s' stores its vectors as %s; cannot add %s vectors"
+                    " (--vector-dtype %s): use --vector-dtype %s or another index",
+                    name, ragd_kb_vec_dtype_name(out->vec_dtype), ragd_kb_vec_dtype_name(vec_dtype),
+                    ragd_kb_vec_dtype_name(vec_dtype), ragd_kb_vec_dtype_name(out->vec_dtype));
+                goto rollback;
+            }
+            if (n != 0 && (strcmp(out->embed_model, model) || out->dim != dim)) {
                 rc = ragd_err_set(err, RAGD_EINVAL,
                                   "index '%s' holds %lld chunks embedded with %s%s (dim %d); "
                                   "cannot add chunks %s%s (dim %d): use another index",
@@ -237,20 +272,28 @@ static int sq_ensure_index(ragd_store *bs, const char *name, const char *model, 
                                   dim);
                 goto rollback;
             }
-            sqlite3_stmt *st;
-            if ((rc = prep(db, "UPDATE indexes SET embed_model=?2, dim=?3 WHERE id=?1", &st, err)))
-                goto rollback;
-            sqlite3_bind_int64(st, 1, out->id);
-            sqlite3_bind_text(st, 2, model, -1, SQLITE_STATIC);
-            sqlite3_bind_int(st, 3, dim);
-            int r = sqlite3_step(st);
-            sqlite3_finalize(st);
-            if (r != SQLITE_DONE) {
-                rc = db_err(err, db, "update index");
-                goto rollback;
+            /* an empty index adopts model and dtype; a non-empty one gets here only when it
+             * has no vectors and just the (unused) dtype differs: nothing to record */
+            if (n == 0) {
+                sqlite3_stmt *st;
+                if ((rc = prep(
+                         db, "UPDATE indexes SET embed_model=?2, dim=?3, vec_dtype=?4 WHERE id=?1",
+                         &st, err)))
+                    goto rollback;
+                sqlite3_bind_int64(st, 1, out->id);
+                sqlite3_bind_text(st, 2, model, -1, SQLITE_STATIC);
+                sqlite3_bind_int(st, 3, dim);
+                sqlite3_bind_text(st, 4, ragd_kb_vec_dtype_name(vec_dtype), -1, SQLITE_STATIC);
+                int r = sqlite3_step(st);
+                sqlite3_finalize(st);
+                if (r != SQLITE_DONE) {
+                    rc = db_err(err, db, "update index");
+                    goto rollback;
+                }
+                snprintf(out->embed_model, sizeof out->embed_model, "%s", model);
+                out->dim = dim;
+                out->vec_dtype = vec_dtype;
             }
-            snprintf(out->embed_model, sizeof out->embed_model, "%s", model);
-            out->dim = dim;
         }
     } else {
         goto rollback;
@@ -273,8 +316,11 @@ static int sq_list_indexes(ragd_store *bs, ragd_store_index **out, size_t *n, ra
     int rc = conn_get(s, &db, err);
     if (rc) return rc;
     sqlite3_stmt *st;
-    if ((rc = prep(db, "SELECT id, name, embed_model, dim, generation FROM indexes ORDER BY name",
-                   &st, err))) {
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "SELECT id, name, embed_model, dim, generation, %s FROM indexes ORDER BY name",
+             s->dtcol);
+    if ((rc = prep(db, sql, &st, err))) {
         conn_put(s, db);
         return rc;
     }
@@ -297,6 +343,8 @@ static int sq_list_indexes(ragd_store *bs, ragd_store_index **out, size_t *n, ra
         copy_str(x->embed_model, sizeof x->embed_model, sqlite3_column_text(st, 2));
         x->dim = sqlite3_column_int(st, 3);
         x->generation = sqlite3_column_int64(st, 4);
+        x->vec_dtype = ragd_kb_parse_vec_dtype((const char *)sqlite3_column_text(st, 5));
+        if (x->vec_dtype < 0) x->vec_dtype = RAGD_DT_F32;
     }
     if (!rc && r != SQLITE_DONE) rc = db_err(err, db, "list indexes");
     sqlite3_finalize(st);
@@ -333,7 +381,7 @@ static int sq_delete_index(ragd_store *bs, const char *name, ragd_err *err) {
     if (rc) return rc;
     ragd_store_index ix;
     if ((rc = exec(db, "BEGIN IMMEDIATE", err))) goto done;
-    if ((rc = read_index(db, name, &ix, err))) goto rollback;
+    if ((rc = read_index(s, db, name, &ix, err))) goto rollback;
     char sql[1024];
     long long id = (long long)ix.id;
     snprintf(
@@ -469,15 +517,22 @@ static int sq_replace_file(ragd_store *bs, int64_t index_id, const char *path, c
     if (rc) return rc;
     sqlite3_stmt *st_file = NULL, *st_doc = NULL, *st_find = NULL, *st_chunk = NULL, *st_fts = NULL,
                  *st_vec = NULL, *st_ref = NULL, *st_dim = NULL;
+    uint16_t *half = NULL;
     if ((rc = exec(db, "BEGIN IMMEDIATE", err))) goto done;
-    int dim = 0;
-    if ((rc = prep(db, "SELECT dim FROM indexes WHERE id=?1", &st_dim, err))) goto rollback;
+    int dim = 0, f16 = 0;
+    if ((rc = prep(db, "SELECT dim, vec_dtype='f16' FROM indexes WHERE id=?1", &st_dim, err)))
+        goto rollback;
     sqlite3_bind_int64(st_dim, 1, index_id);
     if (sqlite3_step(st_dim) != SQLITE_ROW) {
         rc = ragd_err_set(err, RAGD_ENOTFOUND, "index was deleted during ingest");
         goto rollback;
     }
     dim = sqlite3_column_int(st_dim, 0);
+    f16 = sqlite3_column_int(st_dim, 1);
+    if (f16 && dim > 0 && !(half = malloc((size_t)dim * sizeof *half))) {
+        rc = ragd_err_set(err, RAGD_ENOMEM, "out of memory");
+        goto rollback;
+    }
     /* 1. old documents of this file */
     if ((rc = delete_docs_where(db, index_id,
                                 "file_id IN (SELECT id FROM files WHERE index_id=?1 AND path=?2)",
@@ -592,7 +647,13 @@ static int sq_replace_file(ragd_store *bs, int64_t index_id, const char *path, c
                 if (dim > 0) {
                     sqlite3_bind_int64(st_vec, 1, chunk_id);
                     sqlite3_bind_int64(st_vec, 2, index_id);
-                    sqlite3_bind_blob(st_vec, 3, ch->vec, dim * (int)sizeof(float), SQLITE_STATIC);
+                    if (f16) {
+                        ragd_vec_to_f16(half, ch->vec, (size_t)dim);
+                        sqlite3_bind_blob(st_vec, 3, half, dim * (int)sizeof *half, SQLITE_STATIC);
+                    } else {
+                        sqlite3_bind_blob(st_vec, 3, ch->vec, dim * (int)sizeof(float),
+                                          SQLITE_STATIC);
+                    }
                     r = sqlite3_step(st_vec);
                     sqlite3_reset(st_vec);
                     if (r != SQLITE_DONE) {
@@ -629,6 +690,7 @@ done:
     sqlite3_finalize(st_vec);
     sqlite3_finalize(st_ref);
     sqlite3_finalize(st_dim);
+    free(half);
     conn_put(s, db);
     return rc;
 }
@@ -730,12 +792,13 @@ static int sq_term_df(ragd_store *bs, int64_t index_id, const char *const *terms
     return rc;
 }
 
-static int sq_load_vectors(ragd_store *bs, int64_t index_id, int64_t **ids, float **vecs, size_t *n,
-                           int64_t *generation, ragd_err *err) {
+static int sq_load_vectors(ragd_store *bs, int64_t index_id, int64_t **ids, void **vecs, int *dtype,
+                           size_t *n, int64_t *generation, ragd_err *err) {
     sq_store *s = (sq_store *)bs;
     *ids = NULL;
     *vecs = NULL;
     *n = 0;
+    *dtype = RAGD_DT_F32;
     sqlite3 *db;
     int rc = conn_get(s, &db, err);
     if (rc) return rc;
@@ -747,13 +810,17 @@ static int sq_load_vectors(ragd_store *bs, int64_t index_id, int64_t **ids, floa
     int dim = (int)count_q(db, "SELECT dim FROM indexes WHERE id=?1", index_id);
     int64_t gen = count_q(db, "SELECT generation FROM indexes WHERE id=?1", index_id);
     int64_t cnt = count_q(db, "SELECT count(*) FROM vectors WHERE index_id=?1", index_id);
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT %s='f16' FROM indexes WHERE id=?1", s->dtcol);
+    if (count_q(db, sql, index_id) == 1) *dtype = RAGD_DT_F16;
+    size_t esz = *dtype == RAGD_DT_F16 ? 2 : 4;
     sqlite3_stmt *st = NULL;
     if (dim <= 0 || cnt < 0) {
         rc = cnt < 0 ? db_err(err, db, "count vectors") : RAGD_OK;
         goto out;
     }
     *ids = malloc(((size_t)cnt + 1) * sizeof **ids);
-    *vecs = malloc(((size_t)cnt * (size_t)dim + 1) * sizeof **vecs);
+    *vecs = malloc(((size_t)cnt * (size_t)dim + 1) * esz);
     if (!*ids || !*vecs) {
         rc = ragd_err_set(err, RAGD_ENOMEM, "out of memory loading %lld vectors", (long long)cnt);
         goto out;
@@ -765,13 +832,14 @@ static int sq_load_vectors(ragd_store *bs, int64_t index_id, int64_t **ids, floa
     int r;
     size_t i = 0;
     while ((r = sqlite3_step(st)) == SQLITE_ROW && i < (size_t)cnt) {
-        if (sqlite3_column_bytes(st, 1) != dim * (int)sizeof(float)) {
+        if ((size_t)sqlite3_column_bytes(st, 1) != (size_t)dim * esz) {
             rc = ragd_err_set(err, RAGD_EFORMAT, "vector of chunk %lld has the wrong size",
                               (long long)sqlite3_column_int64(st, 0));
             goto out;
         }
         (*ids)[i] = sqlite3_column_int64(st, 0);
-        memcpy(*vecs + i * (size_t)dim, sqlite3_column_blob(st, 1), (size_t)dim * sizeof(float));
+        memcpy((char *)*vecs + i * (size_t)dim * esz, sqlite3_column_blob(st, 1),
+               (size_t)dim * esz);
         i++;
     }
     if (r != SQLITE_DONE && r != SQLITE_ROW) rc = db_err(err, db, "load vectors");
@@ -988,6 +1056,7 @@ int ragd_store_sqlite_open(const char *path, int readonly, ragd_store **out, rag
     }
     s->base.ops = &SQ_OPS;
     s->readonly = readonly;
+    s->dtcol = "vec_dtype";
     pthread_mutex_init(&s->mu, NULL);
     sqlite3 *db;
     int rc = open_conn(s, &db, err);
@@ -999,6 +1068,13 @@ int ragd_store_sqlite_open(const char *path, int readonly, ragd_store **out, rag
         rc = exec(db, "PRAGMA journal_mode=WAL", err);
         if (!rc) rc = exec(db, "PRAGMA synchronous=NORMAL", err);
         if (!rc) rc = exec(db, SCHEMA, err);
+        /* databases from before per-index vector dtypes: every vector there is f32 */
+        if (!rc && count_q(db,
+                           "SELECT count(*) FROM pragma_table_info('indexes') WHERE"
+                           " name='vec_dtype' AND ?1=?1",
+                           0) == 0)
+            rc = exec(db, "ALTER TABLE indexes ADD COLUMN vec_dtype TEXT NOT NULL DEFAULT 'f32'",
+                      err);
         if (rc) {
             /* not a database, or unwritable */
             ragd_err_prefix(err, "knowledge base %s", path);
@@ -1022,6 +1098,11 @@ int ragd_store_sqlite_open(const char *path, int readonly, ragd_store **out, rag
             sq_close(&s->base);
             return rc;
         }
+        if (count_q(db,
+                    "SELECT count(*) FROM pragma_table_info('indexes') WHERE name='vec_dtype' AND"
+                    " ?1=?1",
+                    0) == 0)
+            s->dtcol = "'f32'";
     }
     conn_put(s, db);
     *out = &s->base;

@@ -8,9 +8,11 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(__AVX2__) && defined(__FMA__)
+#if defined(__AVX__) || defined(__AVX512F__)
 #include <immintrin.h>
 #endif
+
+#include "model/dtype.h"
 
 float ragd_vec_dot(const float *a, const float *b, int dim) {
     int i = 0;
@@ -162,6 +164,356 @@ int ragd_vec_exact_topk(const float *base, size_t n, int dim, const float *queri
     return RAGD_OK;
 }
 
+/* ---- f16 kernels ----
+ * Per row the score is always: one 16-lane (AVX-512) / 8-lane (AVX2+F16C) f32 accumulator,
+ * fused multiply-add over the row in order, a fixed horizontal sum, then a scalar tail - both
+ * for the direct path (halves widened in registers) and the tiled batch path (a few rows
+ * widened once into an L1 buffer and reused for every query), so a query gets bit-identical
+ * scores alone or in any batch. f16 -> f32 is exact, so widening does not change values. */
+
+static atomic_int g_portable;
+
+void ragd_vec_set_portable(int on) {
+    atomic_store_explicit(&g_portable, on, memory_order_relaxed);
+}
+
+static int use_simd(void) {
+    return !atomic_load_explicit(&g_portable, memory_order_relaxed);
+}
+
+void ragd_vec_to_f16(uint16_t *dst, const float *src, size_t n) {
+    size_t i = 0;
+#if defined(__F16C__) && defined(__AVX__)
+    if (use_simd())
+        for (; i + 8 <= n; i += 8)
+            _mm_storeu_si128((__m128i *)(dst + i),
+                             _mm256_cvtps_ph(_mm256_loadu_ps(src + i),
+                                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+#endif
+    for (; i < n; i++) dst[i] = ragd_f32_to_f16(src[i]);
+}
+
+void ragd_vec_from_f16(float *dst, const uint16_t *src, size_t n) {
+    size_t i = 0;
+#if defined(__F16C__) && defined(__AVX__)
+    if (use_simd())
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+#endif
+    for (; i < n; i++) dst[i] = ragd_f16_to_f32(src[i]);
+}
+
+#if defined(__AVX512F__)
+#define F16_LANES 16
+#elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#define F16_LANES 8
+#else
+#define F16_LANES 0
+#endif
+
+/* scores of 4 rows (f16, direct) or 4 rows (f32 widened tile) against one query */
+static void dot4_f16(const float *q, const uint16_t *const r[4], int dim, float out[4]) {
+    int i = 0;
+    float s[4] = {0, 0, 0, 0};
+#if F16_LANES == 16
+    if (use_simd()) {
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (; i + 16 <= dim; i += 16) {
+            __m512 qv = _mm512_loadu_ps(q + i);
+            a0 = _mm512_fmadd_ps(qv, _mm512_cvtph_ps(_mm256_loadu_si256((const void *)(r[0] + i))),
+                                 a0);
+            a1 = _mm512_fmadd_ps(qv, _mm512_cvtph_ps(_mm256_loadu_si256((const void *)(r[1] + i))),
+                                 a1);
+            a2 = _mm512_fmadd_ps(qv, _mm512_cvtph_ps(_mm256_loadu_si256((const void *)(r[2] + i))),
+                                 a2);
+            a3 = _mm512_fmadd_ps(qv, _mm512_cvtph_ps(_mm256_loadu_si256((const void *)(r[3] + i))),
+                                 a3);
+        }
+        s[0] = _mm512_reduce_add_ps(a0);
+        s[1] = _mm512_reduce_add_ps(a1);
+        s[2] = _mm512_reduce_add_ps(a2);
+        s[3] = _mm512_reduce_add_ps(a3);
+    }
+#elif F16_LANES == 8
+    if (use_simd()) {
+        __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                       _mm256_setzero_ps()};
+        for (; i + 8 <= dim; i += 8) {
+            __m256 qv = _mm256_loadu_ps(q + i);
+            for (int j = 0; j < 4; j++)
+                a[j] = _mm256_fmadd_ps(
+                    qv, _mm256_cvtph_ps(_mm_loadu_si128((const void *)(r[j] + i))), a[j]);
+        }
+        for (int j = 0; j < 4; j++) {
+            __m128 h = _mm_add_ps(_mm256_castps256_ps128(a[j]), _mm256_extractf128_ps(a[j], 1));
+            h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+            h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
+            s[j] = _mm_cvtss_f32(h);
+        }
+    }
+#endif
+    for (; i < dim; i++)
+        for (int j = 0; j < 4; j++) s[j] += q[i] * ragd_f16_to_f32(r[j][i]);
+    memcpy(out, s, sizeof s);
+}
+
+/* the same arithmetic on rows already widened to f32 */
+static void dot4_f32(const float *q, const float *const r[4], int dim, float out[4]) {
+    int i = 0;
+    float s[4] = {0, 0, 0, 0};
+#if F16_LANES == 16
+    if (use_simd()) {
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (; i + 16 <= dim; i += 16) {
+            __m512 qv = _mm512_loadu_ps(q + i);
+            a0 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(r[0] + i), a0);
+            a1 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(r[1] + i), a1);
+            a2 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(r[2] + i), a2);
+            a3 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(r[3] + i), a3);
+        }
+        s[0] = _mm512_reduce_add_ps(a0);
+        s[1] = _mm512_reduce_add_ps(a1);
+        s[2] = _mm512_reduce_add_ps(a2);
+        s[3] = _mm512_reduce_add_ps(a3);
+    }
+#elif F16_LANES == 8
+    if (use_simd()) {
+        __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                       _mm256_setzero_ps()};
+        for (; i + 8 <= dim; i += 8) {
+            __m256 qv = _mm256_loadu_ps(q + i);
+            for (int j = 0; j < 4; j++) a[j] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(r[j] + i), a[j]);
+        }
+        for (int j = 0; j < 4; j++) {
+            __m128 h = _mm_add_ps(_mm256_castps256_ps128(a[j]), _mm256_extractf128_ps(a[j], 1));
+            h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+            h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
+            s[j] = _mm_cvtss_f32(h);
+        }
+    }
+#endif
+    for (; i < dim; i++)
+        for (int j = 0; j < 4; j++) s[j] += q[i] * r[j][i];
+    memcpy(out, s, sizeof s);
+}
+
+/* two queries against the same 4 widened rows: 8 independent accumulators (twice the FMAs
+ * in flight of dot4_f32), each (query, row) score with exactly dot4_f32's arithmetic */
+static void dot2x4_f32(const float *qa, const float *qb, const float *const r[4], int dim,
+                       float oa[4], float ob[4]) {
+#if F16_LANES == 16
+    if (use_simd()) {
+        int i = 0;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        __m512 b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        for (; i + 16 <= dim; i += 16) {
+            __m512 va = _mm512_loadu_ps(qa + i), vb = _mm512_loadu_ps(qb + i);
+            __m512 r0 = _mm512_loadu_ps(r[0] + i), r1 = _mm512_loadu_ps(r[1] + i);
+            __m512 r2 = _mm512_loadu_ps(r[2] + i), r3 = _mm512_loadu_ps(r[3] + i);
+            a0 = _mm512_fmadd_ps(va, r0, a0);
+            b0 = _mm512_fmadd_ps(vb, r0, b0);
+            a1 = _mm512_fmadd_ps(va, r1, a1);
+            b1 = _mm512_fmadd_ps(vb, r1, b1);
+            a2 = _mm512_fmadd_ps(va, r2, a2);
+            b2 = _mm512_fmadd_ps(vb, r2, b2);
+            a3 = _mm512_fmadd_ps(va, r3, a3);
+            b3 = _mm512_fmadd_ps(vb, r3, b3);
+        }
+        float sa[4] = {_mm512_reduce_add_ps(a0), _mm512_reduce_add_ps(a1), _mm512_reduce_add_ps(a2),
+                       _mm512_reduce_add_ps(a3)};
+        float sb[4] = {_mm512_reduce_add_ps(b0), _mm512_reduce_add_ps(b1), _mm512_reduce_add_ps(b2),
+                       _mm512_reduce_add_ps(b3)};
+        for (; i < dim; i++)
+            for (int j = 0; j < 4; j++) {
+                sa[j] += qa[i] * r[j][i];
+                sb[j] += qb[i] * r[j][i];
+            }
+        memcpy(oa, sa, sizeof sa);
+        memcpy(ob, sb, sizeof sb);
+        return;
+    }
+#endif
+    dot4_f32(qa, r, dim, oa);
+    dot4_f32(qb, r, dim, ob);
+}
+
+/* one row, the arithmetic of dot4_f16 (HNSW distances) */
+float ragd_vec_dot_f16(const float *a, const uint16_t *b, int dim) {
+    int i = 0;
+    float s = 0;
+#if F16_LANES == 16
+    if (use_simd()) {
+        __m512 acc = _mm512_setzero_ps();
+        for (; i + 16 <= dim; i += 16)
+            acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + i),
+                                  _mm512_cvtph_ps(_mm256_loadu_si256((const void *)(b + i))), acc);
+        s = _mm512_reduce_add_ps(acc);
+    }
+#elif F16_LANES == 8
+    if (use_simd()) {
+        __m256 acc = _mm256_setzero_ps();
+        for (; i + 8 <= dim; i += 8)
+            acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i),
+                                  _mm256_cvtph_ps(_mm_loadu_si128((const void *)(b + i))), acc);
+        __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
+        s = _mm_cvtss_f32(h);
+    }
+#endif
+    for (; i < dim; i++) s += a[i] * ragd_f16_to_f32(b[i]);
+    return s;
+}
+
+/* top-k min-heap ordered by (score, then larger id = worse), so which of several equal
+ * scores survive does not depend on the order rows are visited in */
+static int worse(pair_t a, pair_t b) {
+    return a.s < b.s || (a.s == b.s && a.id > b.id);
+}
+
+static void topk_offer(pair_t *h, size_t *n, int k, pair_t x) {
+    size_t i;
+    if (*n < (size_t)k) {
+        i = (*n)++;
+        while (i > 0) {
+            size_t p = (i - 1) / 2;
+            if (!worse(x, h[p])) break;
+            h[i] = h[p];
+            i = p;
+        }
+        h[i] = x;
+        return;
+    }
+    if (!worse(h[0], x)) return;
+    i = 0;
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        pair_t best = x;
+        if (l < *n && worse(h[l], best)) m = l, best = h[l];
+        if (r < *n && worse(h[r], best)) m = r;
+        if (m == i) break;
+        h[i] = h[m];
+        i = m;
+    }
+    h[i] = x;
+}
+
+#define F16_QBLOCK 64
+
+typedef struct {
+    const uint16_t *base;
+    size_t n, rows_per_task;
+    int dim, k;
+    const float *q;
+    size_t m;
+    pair_t *heaps;  /* threads x m x k */
+    size_t *counts; /* threads x m */
+    float *tiles;   /* threads x 4 x dim */
+} f16_ctx;
+
+static void f16_task(void *vctx, size_t t, int tid) {
+    f16_ctx *c = vctx;
+    size_t r0 = t * c->rows_per_task, r1 = r0 + c->rows_per_task;
+    if (r1 > c->n) r1 = c->n;
+    const int dim = c->dim;
+    pair_t *heaps = c->heaps + (size_t)tid * c->m * (size_t)c->k;
+    size_t *counts = c->counts + (size_t)tid * c->m;
+    float *tile = c->tiles + (size_t)tid * 4 * (size_t)dim;
+    const float *tr[4] = {tile, tile + dim, tile + 2 * (size_t)dim, tile + 3 * (size_t)dim};
+    for (size_t q0 = 0; q0 < c->m; q0 += F16_QBLOCK) {
+        size_t q1 = q0 + F16_QBLOCK < c->m ? q0 + F16_QBLOCK : c->m;
+        for (size_t r = r0; r < r1; r += 4) {
+            int nr = r1 - r < 4 ? (int)(r1 - r) : 4;
+            const uint16_t *rows[4];
+            for (int j = 0; j < 4; j++) rows[j] = c->base + (r + (size_t)(j < nr ? j : 0)) * dim;
+            int widen = q1 - q0 >= 4;
+            if (widen)
+                for (int j = 0; j < 4; j++) ragd_vec_from_f16(tile + (size_t)j * dim, rows[j], dim);
+            for (size_t qi = q0; qi < q1;) {
+                float s[8];
+                const float *qv = c->q + qi * (size_t)dim;
+                size_t nq = widen && qi + 1 < q1 ? 2 : 1;
+                if (nq == 2)
+                    dot2x4_f32(qv, qv + dim, tr, dim, s, s + 4);
+                else if (widen)
+                    dot4_f32(qv, tr, dim, s);
+                else
+                    dot4_f16(qv, rows, dim, s);
+                for (size_t x = 0; x < nq; x++, qi++) {
+                    pair_t *h = heaps + qi * (size_t)c->k;
+                    for (int j = 0; j < nr; j++)
+                        topk_offer(h, &counts[qi], c->k,
+                                   (pair_t){s[4 * x + (size_t)j], (int64_t)(r + (size_t)j)});
+                }
+            }
+        }
+    }
+}
+
+/* one pass over the vectors for the m queries of a group (outputs already cleared) */
+static int f16_topk_group(const uint16_t *base, size_t n, int dim, const float *queries, size_t m,
+                          int k, ragd_pool *pool, size_t nt, int64_t *out_idx, float *out_score,
+                          ragd_err *err) {
+    /* ~256 KB of f16 rows per task: re-read from L2 for each block of 64 queries */
+    size_t rpt = ((256u << 10) / ((size_t)dim * 2)) & ~(size_t)3;
+    if (rpt < 16) rpt = 16;
+    f16_ctx c = {base, n, rpt, dim, k, queries, m, NULL, NULL, NULL};
+    c.heaps = malloc(nt * m * (size_t)k * sizeof *c.heaps);
+    c.counts = calloc(nt * m, sizeof *c.counts);
+    c.tiles = malloc(nt * 4 * (size_t)dim * sizeof *c.tiles);
+    pair_t *all = malloc(nt * (size_t)k * sizeof *all);
+    if (!c.heaps || !c.counts || !c.tiles || !all) {
+        free(c.heaps);
+        free(c.counts);
+        free(c.tiles);
+        free(all);
+        return ragd_err_set(err, RAGD_ENOMEM, "out of memory for exact search");
+    }
+    ragd_pool_run(pool, (n + rpt - 1) / rpt, f16_task, &c);
+    for (size_t q = 0; q < m; q++) {
+        size_t na = 0;
+        for (size_t t = 0; t < nt; t++) {
+            size_t cnt = c.counts[t * m + q];
+            memcpy(all + na, c.heaps + (t * m + q) * (size_t)k, cnt * sizeof *all);
+            na += cnt;
+        }
+        qsort(all, na, sizeof *all, cmp_pair_desc);
+        for (size_t j = 0; j < na && j < (size_t)k; j++) {
+            out_idx[q * (size_t)k + j] = all[j].id;
+            out_score[q * (size_t)k + j] = all[j].s;
+        }
+    }
+    free(c.heaps);
+    free(c.counts);
+    free(c.tiles);
+    free(all);
+    return RAGD_OK;
+}
+
+int ragd_vec_exact_topk_f16(const uint16_t *base, size_t n, int dim, const float *queries, size_t m,
+                            int k, ragd_pool *pool, int64_t *out_idx, float *out_score,
+                            ragd_err *err) {
+    if (k <= 0 || dim <= 0) return ragd_err_set(err, RAGD_EINVAL, "k and dim must be positive");
+    for (size_t i = 0; i < m * (size_t)k; i++) {
+        out_idx[i] = -1;
+        out_score[i] = 0;
+    }
+    if (n == 0 || m == 0) return RAGD_OK;
+    size_t nt = pool ? (size_t)ragd_pool_size(pool) : 1;
+    if (nt < 1) nt = 1;
+    /* per-thread heaps cost threads x queries x k pairs: groups of queries keep them within
+     * 64 MiB (one pass over the vectors per group; one group in every usual case) */
+    size_t group = (64u << 20) / (nt * (size_t)k * sizeof(pair_t));
+    if (group < 1) group = 1;
+    for (size_t q0 = 0; q0 < m; q0 += group) {
+        size_t g = m - q0 < group ? m - q0 : group;
+        int rc = f16_topk_group(base, n, dim, queries + q0 * (size_t)dim, g, k, pool, nt,
+                                out_idx + q0 * (size_t)k, out_score + q0 * (size_t)k, err);
+        if (rc) return rc;
+    }
+    return RAGD_OK;
+}
+
 /* ---- HNSW ---- */
 
 #define NLOCKS    4096
@@ -176,10 +528,12 @@ typedef struct visited {
 
 struct ragd_hnsw {
     int dim, M, M0, efc;
+    int f16;       /* node vectors are halves */
+    size_t vbytes; /* bytes per node vector */
     double mL;
     uint64_t seed;
     size_t n, cap, n_deleted;
-    float *vecs;
+    void *vecs; /* cap x dim floats or halves */
     int64_t *labels;
     uint8_t *levels;
     uint8_t *deleted;
@@ -202,8 +556,19 @@ static pthread_mutex_t *lock_of(ragd_hnsw *h, int32_t id) {
     return &h->locks[id & (NLOCKS - 1)];
 }
 
-static const float *vec_of(const ragd_hnsw *h, int32_t id) {
-    return h->vecs + (size_t)id * (size_t)h->dim;
+/* score of f32 vector q against node id */
+static float dist(const ragd_hnsw *h, const float *q, int32_t id) {
+    size_t off = (size_t)id * (size_t)h->dim;
+    if (h->f16) return ragd_vec_dot_f16(q, (const uint16_t *)h->vecs + off, h->dim);
+    return ragd_vec_dot(q, (const float *)h->vecs + off, h->dim);
+}
+
+/* node id's vector as f32: in place for f32 graphs, widened into scratch (dim floats) */
+static const float *vec_f32(const ragd_hnsw *h, int32_t id, float *scratch) {
+    size_t off = (size_t)id * (size_t)h->dim;
+    if (!h->f16) return (const float *)h->vecs + off;
+    ragd_vec_from_f16(scratch, (const uint16_t *)h->vecs + off, (size_t)h->dim);
+    return scratch;
 }
 
 int ragd_hnsw_create(int dim, const ragd_hnsw_params *p, ragd_hnsw **out, ragd_err *err) {
@@ -218,6 +583,8 @@ int ragd_hnsw_create(int dim, const ragd_hnsw_params *p, ragd_hnsw **out, ragd_e
     h->efc = p && p->ef_construction > 0 ? p->ef_construction : 200;
     if (h->efc < h->M) h->efc = h->M;
     h->seed = p && p->seed ? p->seed : 42;
+    h->f16 = p && p->f16;
+    h->vbytes = (size_t)dim * (h->f16 ? 2 : 4);
     h->mL = 1.0 / log((double)h->M);
     h->entry = -1;
     pthread_mutex_init(&h->global, NULL);
@@ -257,12 +624,15 @@ size_t ragd_hnsw_deleted(const ragd_hnsw *h) {
 int ragd_hnsw_dim(const ragd_hnsw *h) {
     return h->dim;
 }
+int ragd_hnsw_is_f16(const ragd_hnsw *h) {
+    return h->f16;
+}
 
 static int reserve(ragd_hnsw *h, size_t need) {
     if (need <= h->cap) return 0;
     size_t cap = h->cap ? h->cap : 1024;
     while (cap < need) cap *= 2;
-    float *v = realloc(h->vecs, cap * (size_t)h->dim * sizeof *v);
+    void *v = realloc(h->vecs, cap * h->vbytes);
     if (!v) return -1;
     h->vecs = v;
     int64_t *l = realloc(h->labels, cap * sizeof *l);
@@ -329,7 +699,7 @@ static int search_layer(ragd_hnsw *h, const float *q, int32_t ep, int ef, int le
         return -1;
     }
     size_t nc = 0, nr = 0;
-    float d = ragd_vec_dot(q, vec_of(h, ep), h->dim);
+    float d = dist(h, q, ep);
     v->tags[ep] = v->epoch;
     heap_push(cand, &nc, (pair_t){d, ep}, -1);
     if (!(skip_deleted && h->deleted[ep])) heap_push(res, &nr, (pair_t){d, ep}, 1);
@@ -348,7 +718,7 @@ static int search_layer(ragd_hnsw *h, const float *q, int32_t ep, int ef, int le
             int32_t nb = tmp[j];
             if (v->tags[nb] == v->epoch) continue;
             v->tags[nb] = v->epoch;
-            float dn = ragd_vec_dot(q, vec_of(h, nb), h->dim);
+            float dn = dist(h, q, nb);
             if (nr < (size_t)ef || dn > lower) {
                 if (nc == cand_cap) {
                     pair_t *g = realloc(cand, 2 * cand_cap * sizeof *cand);
@@ -377,15 +747,15 @@ static int search_layer(ragd_hnsw *h, const float *q, int32_t ep, int ef, int le
 
 /* Neighbour-selection heuristic: from candidates sorted best-first keep a candidate only if
  * it is closer to the base than to every one already kept (spreads links over directions). */
-static size_t select_neighbors(const ragd_hnsw *h, pair_t *cand, size_t n, int max_m,
-                               int32_t *out) {
+static size_t select_neighbors(const ragd_hnsw *h, pair_t *cand, size_t n, int max_m, int32_t *out,
+                               float *scratch) {
     qsort(cand, n, sizeof *cand, cmp_pair_desc);
     size_t m = 0;
     for (size_t i = 0; i < n && m < (size_t)max_m; i++) {
         int good = 1;
-        const float *cv = vec_of(h, (int32_t)cand[i].id);
+        const float *cv = vec_f32(h, (int32_t)cand[i].id, scratch);
         for (size_t j = 0; j < m; j++) {
-            if (ragd_vec_dot(cv, vec_of(h, out[j]), h->dim) > cand[i].s) {
+            if (dist(h, cv, out[j]) > cand[i].s) {
                 good = 0;
                 break;
             }
@@ -415,11 +785,14 @@ static int insert_node(ragd_hnsw *h, int32_t id) {
     size_t scratch = (size_t)(h->efc > h->M0 ? h->efc : h->M0) + 2;
     pair_t *res = malloc((scratch + 1) * sizeof *res);
     int32_t *tmp = malloc((size_t)(h->M0 + 1) * sizeof *tmp);
-    int32_t *sel = malloc((size_t)(h->M0 + 1) * sizeof *sel);
+    /* per level: count, then up to M selected neighbours */
+    int32_t *sel = malloc((size_t)(MAX_LEVEL + 1) * (size_t)(h->M + 1) * sizeof *sel);
     pair_t *pr = malloc((size_t)(h->M0 + 2) * sizeof *pr);
+    float *fb = malloc(3 * (size_t)h->dim * sizeof *fb); /* q, neighbour, selection scratch */
     int rc = -1;
-    if (!res || !tmp || !sel || !pr) goto out;
-    const float *q = vec_of(h, id);
+    if (!res || !tmp || !sel || !pr || !fb) goto out;
+    float *nbuf = fb + h->dim, *sbuf = fb + 2 * (size_t)h->dim;
+    const float *q = vec_f32(h, id, fb);
     pthread_mutex_lock(&h->global);
     int32_t ep = h->entry;
     int maxl = h->max_level;
@@ -433,7 +806,7 @@ static int insert_node(ragd_hnsw *h, int32_t id) {
     }
     if (!hold_global) pthread_mutex_unlock(&h->global);
     int32_t cur = ep;
-    float curd = ragd_vec_dot(q, vec_of(h, cur), h->dim);
+    float curd = dist(h, q, cur);
     for (int l = maxl; l > L; l--) {
         int changed = 1;
         while (changed) {
@@ -444,7 +817,7 @@ static int insert_node(ragd_hnsw *h, int32_t id) {
             memcpy(tmp, lk + 1, (size_t)cnt * sizeof *tmp);
             pthread_mutex_unlock(lock_of(h, cur));
             for (int j = 0; j < cnt; j++) {
-                float d = ragd_vec_dot(q, vec_of(h, tmp[j]), h->dim);
+                float d = dist(h, q, tmp[j]);
                 if (d > curd) {
                     curd = d;
                     cur = tmp[j];
@@ -453,7 +826,13 @@ static int insert_node(ragd_hnsw *h, int32_t id) {
             }
         }
     }
-    for (int l = (L < maxl ? L : maxl); l >= 0; l--) {
+    /* search top-down for each level's neighbours, then link bottom-up: a node becomes
+     * reachable on a level only when its links on every level below are in place, so a
+     * concurrent insert that enters a level through it never finds it without links there
+     * (which left parallel-built graphs with poorly connected nodes: recall@10 0.992 at any
+     * ef with 16 threads, 1.000 with one) */
+    int top = L < maxl ? L : maxl;
+    for (int l = top; l >= 0; l--) {
         size_t nr = 0;
         if (search_layer(h, q, cur, h->efc, l, 1, 0, res, &nr, tmp)) goto unlock;
         /* best result becomes the next level's entry */
@@ -461,32 +840,37 @@ static int insert_node(ragd_hnsw *h, int32_t id) {
         for (size_t j = 1; j < nr; j++)
             if (res[j].s > res[best].s) best = j;
         int32_t next = (int32_t)res[best].id;
-        size_t m = select_neighbors(h, res, nr, h->M, sel);
+        int32_t *sl = sel + (size_t)l * (size_t)(h->M + 1);
+        sl[0] = (int32_t)select_neighbors(h, res, nr, h->M, sl + 1, sbuf);
+        cur = next;
+    }
+    for (int l = 0; l <= top; l++) {
+        const int32_t *sl = sel + (size_t)l * (size_t)(h->M + 1);
+        size_t m = (size_t)sl[0];
         int cap = l == 0 ? h->M0 : h->M;
         pthread_mutex_lock(lock_of(h, id));
         int32_t *mine = links_of(h, id, l);
         mine[0] = (int32_t)m;
-        memcpy(mine + 1, sel, m * sizeof *sel);
+        memcpy(mine + 1, sl + 1, m * sizeof *sl);
         pthread_mutex_unlock(lock_of(h, id));
         for (size_t j = 0; j < m; j++) {
-            int32_t nb = sel[j];
+            int32_t nb = sl[1 + j];
             pthread_mutex_lock(lock_of(h, nb));
             int32_t *lk = links_of(h, nb, l);
             if (lk[0] < cap) {
                 lk[1 + lk[0]++] = id;
             } else {
-                const float *nv = vec_of(h, nb);
+                const float *nv = vec_f32(h, nb, nbuf);
                 size_t np = 0;
                 for (int t = 0; t < lk[0]; t++)
-                    pr[np++] = (pair_t){ragd_vec_dot(nv, vec_of(h, lk[1 + t]), h->dim), lk[1 + t]};
-                pr[np++] = (pair_t){ragd_vec_dot(nv, q, h->dim), id};
-                size_t k2 = select_neighbors(h, pr, np, cap, tmp);
+                    pr[np++] = (pair_t){dist(h, nv, lk[1 + t]), lk[1 + t]};
+                pr[np++] = (pair_t){dist(h, nv, id), id};
+                size_t k2 = select_neighbors(h, pr, np, cap, tmp, sbuf);
                 lk[0] = (int32_t)k2;
                 memcpy(lk + 1, tmp, k2 * sizeof *tmp);
             }
             pthread_mutex_unlock(lock_of(h, nb));
         }
-        cur = next;
     }
     if (hold_global && L > h->max_level) {
         h->entry = id;
@@ -500,11 +884,12 @@ out:
     free(tmp);
     free(sel);
     free(pr);
+    free(fb);
     return rc;
 }
 
-static int prepare_node(ragd_hnsw *h, size_t id, const float *vec, int64_t label) {
-    memcpy(h->vecs + id * (size_t)h->dim, vec, (size_t)h->dim * sizeof(float));
+static int prepare_node(ragd_hnsw *h, size_t id, const void *vec, int64_t label) {
+    memcpy((char *)h->vecs + id * h->vbytes, vec, h->vbytes);
     h->labels[id] = label;
     int L = random_level(h, id);
     h->levels[id] = (uint8_t)L;
@@ -518,7 +903,7 @@ static int prepare_node(ragd_hnsw *h, size_t id, const float *vec, int64_t label
     return 0;
 }
 
-int ragd_hnsw_add(ragd_hnsw *h, const float *vec, int64_t label, ragd_err *err) {
+int ragd_hnsw_add(ragd_hnsw *h, const void *vec, int64_t label, ragd_err *err) {
     return ragd_hnsw_add_batch(h, vec, &label, 1, NULL, err);
 }
 
@@ -534,14 +919,14 @@ static void add_task(void *vctx, size_t i, int tid) {
     if (insert_node(c->h, (int32_t)(c->base + i))) atomic_store(&c->failed, 1);
 }
 
-int ragd_hnsw_add_batch(ragd_hnsw *h, const float *vecs, const int64_t *labels, size_t n,
+int ragd_hnsw_add_batch(ragd_hnsw *h, const void *vecs, const int64_t *labels, size_t n,
                         ragd_pool *pool, ragd_err *err) {
     if (n == 0) return RAGD_OK;
     if (h->n + n > INT32_MAX) return ragd_err_set(err, RAGD_EINVAL, "HNSW graph too large");
     if (reserve(h, h->n + n)) return ragd_err_set(err, RAGD_ENOMEM, "out of memory growing HNSW");
     size_t base = h->n;
     for (size_t i = 0; i < n; i++)
-        if (prepare_node(h, base + i, vecs + i * (size_t)h->dim, labels[i])) {
+        if (prepare_node(h, base + i, (const char *)vecs + i * h->vbytes, labels[i])) {
             for (size_t j = 0; j <= i; j++) {
                 free(h->upper[base + j]);
                 h->upper[base + j] = NULL;
@@ -634,14 +1019,14 @@ int ragd_hnsw_search(const ragd_hnsw *hc, const float *q, int k, int ef, int64_t
     if (h->entry < 0 || k <= 0) return RAGD_OK;
     if (ef < k) ef = k;
     int32_t cur = h->entry;
-    float curd = ragd_vec_dot(q, vec_of(h, cur), h->dim);
+    float curd = dist(h, q, cur);
     for (int l = h->max_level; l > 0; l--) {
         int changed = 1;
         while (changed) {
             changed = 0;
             int32_t *lk = links_of(h, cur, l);
             for (int j = 0; j < lk[0]; j++) {
-                float d = ragd_vec_dot(q, vec_of(h, lk[1 + j]), h->dim);
+                float d = dist(h, q, lk[1 + j]);
                 if (d > curd) {
                     curd = d;
                     cur = lk[1 + j];
@@ -671,14 +1056,17 @@ int ragd_hnsw_search(const ragd_hnsw *hc, const float *q, int k, int ef, int64_t
 
 /* ---- serialisation ---- */
 
-#define HNSW_MAGIC "RGDHNSW1"
+/* version 1: f32 vectors, 8 header words; version 2 adds a ninth: 1 = f16 vectors */
+#define HNSW_MAGIC1 "RGDHNSW1"
+#define HNSW_MAGIC2 "RGDHNSW2"
 
 int ragd_hnsw_save(const ragd_hnsw *h, ragd_buf *out) {
-    int64_t hdr[8] = {h->dim,   h->M,         h->efc,           (int64_t)h->n,
-                      h->entry, h->max_level, (int64_t)h->seed, (int64_t)h->n_deleted};
-    int rc = ragd_buf_append(out, HNSW_MAGIC, 8);
+    int64_t hdr[9] = {h->dim,   h->M,         h->efc,           (int64_t)h->n,
+                      h->entry, h->max_level, (int64_t)h->seed, (int64_t)h->n_deleted,
+                      h->f16};
+    int rc = ragd_buf_append(out, HNSW_MAGIC2, 8);
     rc |= ragd_buf_append(out, hdr, sizeof hdr);
-    rc |= ragd_buf_append(out, h->vecs, h->n * (size_t)h->dim * sizeof(float));
+    rc |= ragd_buf_append(out, h->vecs, h->n * h->vbytes);
     rc |= ragd_buf_append(out, h->labels, h->n * sizeof(int64_t));
     rc |= ragd_buf_append(out, h->levels, h->n);
     rc |= ragd_buf_append(out, h->deleted, h->n);
@@ -693,27 +1081,28 @@ int ragd_hnsw_save(const ragd_hnsw *h, ragd_buf *out) {
 int ragd_hnsw_load(const void *data, size_t len, ragd_hnsw **out, ragd_err *err) {
     *out = NULL;
     const unsigned char *p = data, *end = p + len;
-    int64_t hdr[8];
-    if (len < 8 + sizeof hdr || memcmp(p, HNSW_MAGIC, 8))
+    int64_t hdr[9] = {0};
+    size_t nh = len >= 8 && !memcmp(p, HNSW_MAGIC2, 8) ? 9 : 8;
+    if (len < 8 + nh * 8 || (nh == 8 && memcmp(p, HNSW_MAGIC1, 8)))
         return ragd_err_set(err, RAGD_EFORMAT, "not an HNSW graph");
-    memcpy(hdr, p + 8, sizeof hdr);
-    p += 8 + sizeof hdr;
+    memcpy(hdr, p + 8, nh * 8);
+    p += 8 + nh * 8;
     int64_t dim = hdr[0], M = hdr[1], n = hdr[3];
     if (dim <= 0 || dim > 65536 || M < 2 || M > 128 || n < 0 || n > INT32_MAX || hdr[4] >= n ||
-        hdr[5] < 0 || hdr[5] > MAX_LEVEL)
+        hdr[5] < 0 || hdr[5] > MAX_LEVEL || hdr[8] < 0 || hdr[8] > 1)
         return ragd_err_set(err, RAGD_EFORMAT, "corrupt HNSW header");
-    ragd_hnsw_params prm = {(int)M, (int)hdr[2], (uint64_t)hdr[6]};
+    ragd_hnsw_params prm = {(int)M, (int)hdr[2], (uint64_t)hdr[6], (int)hdr[8]};
     ragd_hnsw *h;
     int rc = ragd_hnsw_create((int)dim, &prm, &h, err);
     if (rc) return rc;
     size_t nn = (size_t)n;
-    size_t fixed = nn * ((size_t)dim * 4 + 8 + 1 + 1 + (size_t)(h->M0 + 1) * 4);
+    size_t fixed = nn * (h->vbytes + 8 + 1 + 1 + (size_t)(h->M0 + 1) * 4);
     if ((size_t)(end - p) < fixed || reserve(h, nn ? nn : 1)) {
         ragd_hnsw_destroy(h);
         return ragd_err_set(err, RAGD_EFORMAT, "truncated HNSW graph");
     }
-    memcpy(h->vecs, p, nn * (size_t)dim * 4);
-    p += nn * (size_t)dim * 4;
+    memcpy(h->vecs, p, nn * h->vbytes);
+    p += nn * h->vbytes;
     memcpy(h->labels, p, nn * 8);
     p += nn * 8;
     memcpy(h->levels, p, nn);

@@ -38,6 +38,22 @@ assert any(r["ranks"]["vector"] for r in d["data"][1]["results"]), d["data"][1]
 PY
 
 "$R" kb --kb "$TMP/kb.db" list | grep -q "hash:32" || fail "kb list"
+# f16 vectors: recorded per index, the other dtype refused (exit 1, nothing written)
+"$R" ingest --kb "$TMP/kb.db" --index h --embed-model hash:32 --vector-dtype f16 \
+  "$TMP/docs/renshen.txt" >/dev/null || fail "ingest f16"
+"$R" kb --kb "$TMP/kb.db" list --json | python3 -c '
+import json, sys; ix = {i["name"]: i for i in json.load(sys.stdin)["indexes"]}
+assert ix["h"]["vector_dtype"] == "f16" and ix["a"]["vector_dtype"] == "f32", ix' \
+  || fail "vector dtype not recorded"
+echo "人参补气。" >"$TMP/extra.txt"
+"$R" ingest --kb "$TMP/kb.db" --index h --embed-model hash:32 --vector-dtype f32 "$TMP/extra.txt" \
+  >/dev/null 2>"$TMP/err"
+[ $? -eq 1 ] && grep -q "stores its vectors as f16" "$TMP/err" || fail "dtype mix not refused: $(cat "$TMP/err")"
+"$R" search --kb "$TMP/kb.db" --index h --embed-model hash:32 --mode vector --query "人参" --k 1 \
+  | grep -q "renshen.txt" || fail "f16 vector search"
+"$R" ingest --kb "$TMP/kb.db" --index h --vector-dtype f64 "$TMP/extra.txt" >/dev/null 2>&1
+[ $? -eq 2 ] || fail "bad --vector-dtype accepted"
+"$R" kb --kb "$TMP/kb.db" delete-index h >/dev/null || fail "delete-index h"
 "$R" kb --kb "$TMP/kb.db" stats | grep -q "2 indexes" || fail "kb stats"
 "$R" kb --kb "$TMP/kb.db" df --index a 补血 | grep -q "补血	1" || fail "kb df"
 "$R" kb --kb "$TMP/kb.db" delete-doc --index a "$TMP/docs/sub/herbs.jsonl" | grep -q "deleted 2" \

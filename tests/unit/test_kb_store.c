@@ -1,6 +1,7 @@
 /* Knowledge base through the library API: ingest of every format, idempotent re-ingest,
  * changed-file replacement, chunk de-duplication, batched == one-at-a-time search, bad
  * input leaves nothing behind, model mixing is refused, term statistics, /v1/search. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include "kb/kb.h"
 #include "kb/kb_embed.h"
 #include "kb/search_api.h"
+#include "model/dtype.h"
 #include "testutil.h"
 
 typedef struct {
@@ -17,6 +19,7 @@ typedef struct {
     ragd_pool *pool;
     ragd_kb *kb;
     ragd_kb_embedder *emb;
+    const char *dtype; /* vector dtype for ingest (NULL: default) */
 } fx;
 
 static void put(const char *dir, const char *name, const char *text, size_t len) {
@@ -65,8 +68,11 @@ static char *docs_dir(fx *f) {
 }
 
 static ragd_kb_ingest_stats ingest(fx *f, const char *index, int with_emb, int chunk_tokens) {
-    ragd_kb_ingest_opts o = {
-        index, with_emb ? f->emb : NULL, chunk_tokens, chunk_tokens ? 4 : 0, "body", 8, NULL, NULL};
+    ragd_kb_ingest_opts o = {index,        with_emb ? f->emb : NULL,
+                             chunk_tokens, chunk_tokens ? 4 : 0,
+                             "body",       8,
+                             NULL,         NULL,
+                             f->dtype};
     ragd_kb_ingest_stats st;
     ragd_err err = {0};
     const char *paths[] = {docs_dir(f)};
@@ -196,8 +202,7 @@ static void test_changed_file_replaced(void **state) {
     check_consistent(f);
 }
 
-static void test_batched_equals_single(void **state) {
-    fx *f = *state;
+static void batched_equals_single(fx *f) {
     write_corpus(f);
     ingest(f, "herbs", 1, 10);
     ingest(f, "other", 1, 0);
@@ -254,6 +259,86 @@ static void test_batched_equals_single(void **state) {
     ragd_kb_results_free(&b);
 }
 
+static void test_batched_equals_single(void **state) {
+    batched_equals_single(*state);
+}
+
+/* the same with f16 vectors: exact search on halves, HNSW over halves */
+static void test_batched_equals_single_f16(void **state) {
+    fx *f = *state;
+    f->dtype = "f16";
+    batched_equals_single(f);
+    assert_int_equal(index_info(f, "herbs").vec_dtype, RAGD_DT_F16);
+}
+
+/* f16 indexes: dtype recorded, scores are those of the f16-rounded vectors, the other dtype
+ * is refused with a clear error, an unspecified dtype keeps the index's */
+static void test_f16_index(void **state) {
+    fx *f = *state;
+    write_corpus(f);
+    f->dtype = "f16";
+    ingest(f, "h16", 1, 0);
+    f->dtype = NULL;
+    ingest(f, "h32", 1, 0);
+    ragd_store_index a = index_info(f, "h16"), b = index_info(f, "h32");
+    assert_int_equal(a.vec_dtype, RAGD_DT_F16);
+    assert_int_equal(b.vec_dtype, RAGD_DT_F32);
+    assert_int_equal(a.n_vectors, b.n_vectors);
+    check_consistent(f);
+    /* the top vector hit's score is the dot product with the f16-rounded chunk vector */
+    const char *q[] = {"清热解毒"};
+    const char *ix[] = {"h16"};
+    ragd_kb_search_opts so = {.indexes = ix,
+                              .n_indexes = 1,
+                              .k = 3,
+                              .mode = RAGD_KB_VECTOR,
+                              .vec_algo = RAGD_KB_VEC_EXACT};
+    ragd_kb_results r;
+    assert_int_equal(ragd_kb_search(f->kb, f->emb, q, 1, &so, &r, NULL), 0);
+    assert_true(r.n_hits[0] > 0);
+    float qv[64], cv[64];
+    size_t ql = strlen(q[0]), cl = strlen(r.hits[0][0].text);
+    const char *ct = r.hits[0][0].text;
+    assert_int_equal(f->emb->embed(f->emb->ctx, q, &ql, 1, qv, NULL), 0);
+    assert_int_equal(f->emb->embed(f->emb->ctx, &ct, &cl, 1, cv, NULL), 0);
+    double ref = 0;
+    for (int i = 0; i < 64; i++) ref += (double)qv[i] * ragd_f16_to_f32(ragd_f32_to_f16(cv[i]));
+    assert_true(fabs(ref - r.hits[0][0].vector_score) < 1e-5);
+    ragd_kb_results_free(&r);
+    /* build and persist the f16 HNSW graph now, so the re-ingest below syncs it */
+    so.vec_algo = RAGD_KB_VEC_HNSW;
+    assert_int_equal(ragd_kb_search(f->kb, f->emb, q, 1, &so, &r, NULL), 0);
+    ragd_kb_results_free(&r);
+    /* changed file re-ingested with the other dtype: refused, nothing written */
+    PUT(docs_dir(f), "a.txt", "人参大补元气，复脉固脱。");
+    ragd_kb_ingest_opts o = {"h16", f->emb, 0, 0, "body", 8, NULL, NULL, "f32"};
+    ragd_kb_ingest_stats st;
+    ragd_err err = {0};
+    const char *paths[] = {docs_dir(f)};
+    assert_int_equal(ragd_kb_ingest(f->kb, paths, 1, &o, &st, &err), RAGD_EINVAL);
+    assert_non_null(strstr(err.msg, "stores its vectors as f16"));
+    assert_int_equal(index_info(f, "h16").n_chunks, a.n_chunks);
+    o.vector_dtype = "f8";
+    assert_int_equal(ragd_kb_ingest(f->kb, paths, 1, &o, &st, &err), RAGD_EINVAL);
+    /* no dtype given: the index keeps f16 */
+    o.vector_dtype = NULL;
+    assert_int_equal(ragd_kb_ingest(f->kb, paths, 1, &o, &st, &err), 0);
+    assert_int_equal(st.files_ingested, 1);
+    assert_int_equal(index_info(f, "h16").vec_dtype, RAGD_DT_F16);
+    check_consistent(f);
+    /* the persisted f16 graph, brought up to date, finds the new chunk as exact search does */
+    const char *q3[] = {"人参大补元气，复脉固脱。"};
+    ragd_kb_results h, e;
+    assert_int_equal(ragd_kb_search(f->kb, f->emb, q3, 1, &so, &h, NULL), 0);
+    so.vec_algo = RAGD_KB_VEC_EXACT;
+    assert_int_equal(ragd_kb_search(f->kb, f->emb, q3, 1, &so, &e, NULL), 0);
+    assert_true(h.n_hits[0] > 0 && e.n_hits[0] > 0);
+    assert_int_equal(h.hits[0][0].chunk_id, e.hits[0][0].chunk_id);
+    assert_true(h.hits[0][0].vector_score == e.hits[0][0].vector_score);
+    ragd_kb_results_free(&h);
+    ragd_kb_results_free(&e);
+}
+
 static void test_bad_input(void **state) {
     fx *f = *state;
     char *d = docs_dir(f);
@@ -280,7 +365,7 @@ static void test_bad_input(void **state) {
     snprintf(unsupported, sizeof unsupported, "%s/x.pdf", d);
     PUT(d, "x.pdf", "%PDF");
     const char *paths[] = {d, missing, unsupported};
-    ragd_kb_ingest_opts o = {"docs", NULL, 512, 32, "text", 0, NULL, NULL};
+    ragd_kb_ingest_opts o = {"docs", NULL, 512, 32, "text", 0, NULL, NULL, NULL};
     ragd_kb_ingest_stats st;
     ragd_err err = {0};
     assert_int_equal(ragd_kb_ingest(f->kb, paths, 3, &o, &st, &err), 0);
@@ -321,6 +406,35 @@ static void test_bad_input(void **state) {
     assert_int_equal(ragd_kb_ingest(f->kb, paths, 1, &o, &st, &err), RAGD_EINVAL);
     assert_non_null(strstr(err.msg, "embedded with"));
     check_consistent(f);
+}
+
+/* BM25 common terms: with bm25_max_df 0.5, a term in every chunk leaves the MATCH when a
+ * rarer term remains, stays when it is the only kind; the default keeps every term */
+static void test_bm25_common_terms(void **state) {
+    fx *f = *state;
+    ragd_buf b = {0};
+    for (int i = 0; i < 30; i++)
+        ragd_buf_printf(&b, "{\"id\":\"d%d\",\"text\":\"中医第%d篇。\"}\n", i, i);
+    ragd_buf_puts(&b, "{\"id\":\"hq\",\"text\":\"中医说黄芪补气。\"}\n");
+    put(docs_dir(f), "c.jsonl", b.data, b.len);
+    ragd_buf_free(&b);
+    ingest(f, "tcm", 0, 0);
+    const char *ix[] = {"tcm"}, *q1[] = {"中医 黄芪"}, *q2[] = {"中医"};
+    ragd_kb_search_opts so = {.indexes = ix, .n_indexes = 1, .k = 5, .mode = RAGD_KB_BM25};
+    for (int prune = 0; prune < 2; prune++) {
+        ragd_kb *kb;
+        ragd_kb_opts o = {.path = f->db, .bm25_max_df = prune ? 0.5 : 0};
+        assert_int_equal(ragd_kb_open(&o, &kb, NULL), 0);
+        ragd_kb_results r;
+        assert_int_equal(ragd_kb_search(kb, NULL, q1, 1, &so, &r, NULL), 0);
+        assert_int_equal(r.n_hits[0], prune ? 1 : 5);
+        assert_string_equal(r.hits[0][0].ext_id, "hq"); /* best either way */
+        ragd_kb_results_free(&r);
+        assert_int_equal(ragd_kb_search(kb, NULL, q2, 1, &so, &r, NULL), 0);
+        assert_int_equal(r.n_hits[0], 5);
+        ragd_kb_results_free(&r);
+        ragd_kb_close(kb);
+    }
 }
 
 static void test_term_stats_and_api(void **state) {
@@ -395,6 +509,9 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_ingest_idempotent_and_dedupe, setup, teardown),
         cmocka_unit_test_setup_teardown(test_changed_file_replaced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batched_equals_single, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batched_equals_single_f16, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_f16_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bm25_common_terms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_term_stats_and_api, setup, teardown),
     };
