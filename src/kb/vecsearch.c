@@ -177,7 +177,7 @@ void ragd_vec_set_portable(int on) {
     atomic_store_explicit(&g_portable, on, memory_order_relaxed);
 }
 
-static int use_simd(void) {
+static __attribute__((unused)) int use_simd(void) {
     return !atomic_load_explicit(&g_portable, memory_order_relaxed);
 }
 
