@@ -437,9 +437,10 @@ typedef struct fwd {
     float *tmp;            /* T x H */
     float *ffn;            /* T x F */
     float *xc, *qc, *ctxc; /* n_seq x H: [CLS] rows of the last layer */
-    float *att;            /* n_threads x (max_len * (D + 1)) */
-    float *scores;         /* heads x max_len x max_len: scores of long sequences */
-    int cur_seq;           /* the sequence whose scores are being normalised */
+    float *att;            /* n_threads x att_stride: attention scratch */
+    size_t att_stride;
+    float *scores; /* heads x max_len x max_len: scores of long sequences */
+    int cur_seq;   /* the sequence whose scores are being normalised */
     /* per-stage arguments */
     ragd_pool *pool;
     void *amx_scratch;
@@ -504,7 +505,7 @@ static void task_attention(void *ctx, size_t i, int tid) {
     if (!f->cls_only && L >= BERT_GEMM_ATTN_MIN_LEN) return; /* done with GEMMs */
     const float *k = f->qkv + (size_t)off * 3 * H + H + h * D;
     const float *v = k + H;
-    float *scratch = f->att + (size_t)tid * f->max_len * (D + 1);
+    float *scratch = f->att + (size_t)tid * f->att_stride;
     const float scale = 1.0f / sqrtf((float)D);
     if (f->cls_only) {
         ragd_attention_head(f->qc + (size_t)s * H + h * D, (size_t)H, 1, k, v, (size_t)3 * H, L,
@@ -709,8 +710,9 @@ int ragd_bert_forward(ragd_bert *m, ragd_pool *pool, const int32_t *ids, const i
     }
 #endif
     /* one scratch block: x, qkv, ctx, tmp, ffn, xc, qc, ctxc, att, offs, tpos */
+    const size_t att_stride = (ragd_attention_scratch_floats(max_len, (int)D) + 15) / 16 * 16;
     size_t nf = T * H * 4 + T * 3 * H + T * F + 3 * (size_t)n_seq * H +
-                (size_t)n_threads * (size_t)max_len * (D + 1) +
+                (size_t)n_threads * att_stride +
                 (size_t)c->heads * (size_t)max_len * (size_t)max_len + (size_t)n_seq + T + 64;
     const size_t amx_bytes =
         m->precision == RAGD_BERT_BF16 ? ragd_amx_scratch_bytes((int)T, c->ffn) : 0;
@@ -744,7 +746,8 @@ int ragd_bert_forward(ragd_bert *m, ragd_pool *pool, const int32_t *ids, const i
     f.xc = p, p += (size_t)n_seq * H;
     f.qc = p, p += (size_t)n_seq * H;
     f.ctxc = p, p += (size_t)n_seq * H;
-    f.att = p, p += (size_t)n_threads * (size_t)max_len * (D + 1);
+    f.att = p, p += (size_t)n_threads * att_stride;
+    f.att_stride = att_stride;
     f.scores = p, p += (size_t)c->heads * (size_t)max_len * (size_t)max_len;
     f.amx_scratch = p, p += amx_bytes / sizeof(float) + 16;
     if (bf_floats) {

@@ -2,6 +2,13 @@
 #include "backend/cpu/bert_ops.h"
 
 #include <math.h>
+#include <stdbool.h>
+
+#include "backend/cpu/vmath.h"
+
+#if defined(__AVX512F__) && defined(RAGD_VMATH)
+#define BERT_OPS_AVX512 1
+#endif
 
 /* erf as x * P(x^2) / Q(x^2) on [-4, 4] (odd rational minimax fit, float accuracy); outside
  * that range erf is +-1 in float. Only mul/add/div: vectorises. */
@@ -28,6 +35,16 @@ float ragd_erf_approx(float x) {
 }
 
 void ragd_bias_gelu(float *restrict y, const float *restrict b, size_t n) {
+#ifdef BERT_OPS_AVX512
+    /* every element through the same vector code (masked tail), as the AMX epilogue does */
+    for (size_t i = 0; i < n; i += 16) {
+        const __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        const __m512 x =
+            _mm512_add_ps(_mm512_maskz_loadu_ps(k, y + i), _mm512_maskz_loadu_ps(k, b + i));
+        _mm512_mask_storeu_ps(y + i, k, ragd_gelu16(x));
+    }
+    return;
+#endif
     const float inv_sqrt2 = 0.70710678118654752f;
     for (size_t i = 0; i < n; i++) {
         float x = y[i] + b[i];
@@ -83,9 +100,182 @@ void ragd_add_layernorm(float *restrict x, const float *restrict r, const float 
     for (i = 0; i < n; i++) x[i] = (x[i] - mean) * inv * g[i] + beta[i];
 }
 
+size_t ragd_attention_scratch_floats(int L, int D) {
+    const size_t Lp = ((size_t)L + 15) / 16 * 16;
+    const size_t generic = (size_t)L * (size_t)D + (size_t)L;
+    const size_t fast = Lp * (size_t)D + 4 * Lp;
+    return (generic > fast ? generic : fast) + 16;
+}
+
+#ifdef BERT_OPS_AVX512
+#define ATT_INLINE __attribute__((always_inline)) static inline
+
+/* Lanes [0, n) of a vector (n in 1..16). */
+ATT_INLINE __mmask16 lanes(int n) {
+    return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
+}
+
+/* In place: s[j] = exp(s[j] - max) for j < L, 0 for L <= j < NV * 16; returns 1 / sum. */
+ATT_INLINE float softmax_unnorm(float *s, int L, int NV) {
+    __m512 mx = _mm512_set1_ps(-INFINITY);
+    for (int v = 0; v < NV; v++)
+        mx = _mm512_mask_max_ps(mx, lanes(L - 16 * v), mx, _mm512_loadu_ps(s + 16 * v));
+    const __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+    __m512 sum = _mm512_setzero_ps();
+    for (int v = 0; v < NV; v++) {
+        __m512 e = _mm512_maskz_mov_ps(lanes(L - 16 * v),
+                                       ragd_exp16(_mm512_sub_ps(_mm512_loadu_ps(s + 16 * v), m)));
+        _mm512_storeu_ps(s + 16 * v, e);
+        sum = _mm512_add_ps(sum, e);
+    }
+    return 1.0f / _mm512_reduce_add_ps(sum);
+}
+
+/* Scores of 4 query rows against NV * 16 keys; kt is K transposed (D rows of Lp). */
+ATT_INLINE void scores4(const float *const q[4], const float *kt, int Lp, int D, int NV,
+                        float scale, float *sc) {
+    __m512 acc[4][4];
+    for (int r = 0; r < 4; r++)
+        for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();
+    for (int d = 0; d < D; d++) {
+        __m512 kv[4];
+        for (int v = 0; v < NV; v++) kv[v] = _mm512_loadu_ps(kt + (size_t)d * Lp + 16 * v);
+        for (int r = 0; r < 4; r++) {
+            const __m512 qd = _mm512_set1_ps(q[r][d]);
+            for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(qd, kv[v], acc[r][v]);
+        }
+    }
+    const __m512 sv = _mm512_set1_ps(scale);
+    for (int r = 0; r < 4; r++)
+        for (int v = 0; v < NV; v++)
+            _mm512_storeu_ps(sc + (size_t)r * Lp + 16 * v, _mm512_mul_ps(acc[r][v], sv));
+}
+
+/* out rows (nr of 4 valid) = (sum_j p[r][j] v_j) * inv[r] over ND * 16 values. */
+ATT_INLINE void pv4(const float *sc, int Lp, const float inv[4], const float *v, size_t kv_stride,
+                    int L, int ND, float *const out[4], int nr) {
+    __m512 acc[4][4];
+    for (int r = 0; r < 4; r++)
+        for (int e = 0; e < ND; e++) acc[r][e] = _mm512_setzero_ps();
+    for (int j = 0; j < L; j++) {
+        __m512 vv[4];
+        for (int e = 0; e < ND; e++) vv[e] = _mm512_loadu_ps(v + (size_t)j * kv_stride + 16 * e);
+        for (int r = 0; r < 4; r++) {
+            const __m512 p = _mm512_set1_ps(sc[(size_t)r * Lp + j]);
+            for (int e = 0; e < ND; e++) acc[r][e] = _mm512_fmadd_ps(p, vv[e], acc[r][e]);
+        }
+    }
+    for (int r = 0; r < nr; r++) {
+        const __m512 iv = _mm512_set1_ps(inv[r]);
+        for (int e = 0; e < ND; e++)
+            _mm512_storeu_ps(out[r] + 16 * e, _mm512_mul_ps(acc[r][e], iv));
+    }
+}
+
+/* Short sequences (L <= 64), D = 16 * ND with ND <= 4, no biases: K transposed once, then 4
+ * query rows at a time with their scores in registers. */
+ATT_INLINE void attention_short(const float *q, size_t q_stride, int Lq, const float *k,
+                                const float *v, size_t kv_stride, int L, float *out,
+                                size_t out_stride, int D, float scale, float *scratch, int NV,
+                                int ND) {
+    const int Lp = NV * 16;
+    float *kt = scratch, *sc = kt + (size_t)Lp * D;
+    for (int j = 0; j < L; j++) {
+        const float *kr = k + (size_t)j * kv_stride;
+        for (int d = 0; d < D; d++) kt[(size_t)d * Lp + j] = kr[d];
+    }
+    for (int d = 0; d < D; d++)
+        for (int j = L; j < Lp; j++) kt[(size_t)d * Lp + j] = 0.0f;
+    for (int i0 = 0; i0 < Lq; i0 += 4) {
+        const int nr = Lq - i0 < 4 ? Lq - i0 : 4;
+        const float *qr[4];
+        float *orow[4];
+        for (int r = 0; r < 4; r++) {
+            const int i = i0 + (r < nr ? r : nr - 1);
+            qr[r] = q + (size_t)i * q_stride;
+            orow[r] = out + (size_t)i * out_stride;
+        }
+        scores4(qr, kt, Lp, D, NV, scale, sc);
+        float inv[4];
+        for (int r = 0; r < 4; r++) inv[r] = softmax_unnorm(sc + (size_t)r * Lp, L, NV);
+        pv4(sc, Lp, inv, v, kv_stride, L, ND, orow, nr);
+    }
+}
+
+/* One query row (the [CLS] row of the last layer), any L: dot products, softmax, sum. */
+static void attention_one(const float *q, const float *k, const float *v, size_t kv_stride, int L,
+                          float *out, int D, float scale, float *sc) {
+    const int ND = D / 16;
+    __m512 qv[8];
+    for (int e = 0; e < ND; e++)
+        qv[e] = _mm512_mul_ps(_mm512_loadu_ps(q + 16 * e), _mm512_set1_ps(scale));
+    for (int j = 0; j < L; j++) {
+        const float *kr = k + (size_t)j * kv_stride;
+        __m512 acc = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kr));
+        for (int e = 1; e < ND; e++)
+            acc = _mm512_fmadd_ps(qv[e], _mm512_loadu_ps(kr + 16 * e), acc);
+        sc[j] = _mm512_reduce_add_ps(acc);
+    }
+    const int NV = (L + 15) / 16;
+    const float inv = softmax_unnorm(sc, L, NV);
+    __m512 a0[8], a1[8];
+    for (int e = 0; e < ND; e++) a0[e] = a1[e] = _mm512_setzero_ps();
+    int j = 0;
+    for (; j + 2 <= L; j += 2) {
+        const __m512 p0 = _mm512_set1_ps(sc[j]), p1 = _mm512_set1_ps(sc[j + 1]);
+        const float *v0 = v + (size_t)j * kv_stride, *v1 = v0 + kv_stride;
+        for (int e = 0; e < ND; e++) {
+            a0[e] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(v0 + 16 * e), a0[e]);
+            a1[e] = _mm512_fmadd_ps(p1, _mm512_loadu_ps(v1 + 16 * e), a1[e]);
+        }
+    }
+    if (j < L) {
+        const __m512 p0 = _mm512_set1_ps(sc[j]);
+        for (int e = 0; e < ND; e++)
+            a0[e] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(v + (size_t)j * kv_stride + 16 * e), a0[e]);
+    }
+    for (int e = 0; e < ND; e++)
+        _mm512_storeu_ps(out + 16 * e,
+                         _mm512_mul_ps(_mm512_add_ps(a0[e], a1[e]), _mm512_set1_ps(inv)));
+}
+
+/* The vector paths; false when the shape or the biases need the generic code. */
+static bool attention_fast(const float *q, size_t q_stride, int Lq, const float *k, const float *v,
+                           size_t kv_stride, int L, const float *qb, const float *kb,
+                           const float *vb, float *out, size_t out_stride, int D, float scale,
+                           float *scratch) {
+    if (qb || kb || vb || D % 16 != 0 || D > 128) return false;
+    if (Lq == 1) {
+        attention_one(q, k, v, kv_stride, L, out, D, scale, scratch);
+        return true;
+    }
+    const int NV = (L + 15) / 16, ND = D / 16;
+    if (NV > 4 || ND > 4) return false;
+#define ATT_CASE(nv, nd)                                                                           \
+    case nv * 8 + nd:                                                                              \
+        attention_short(q, q_stride, Lq, k, v, kv_stride, L, out, out_stride, D, scale, scratch,   \
+                        nv, nd);                                                                   \
+        return true;
+    switch (NV * 8 + ND) {
+        ATT_CASE(1, 1)
+        ATT_CASE(1, 2)
+        ATT_CASE(1, 3) ATT_CASE(1, 4) ATT_CASE(2, 1) ATT_CASE(2, 2) ATT_CASE(2, 3) ATT_CASE(2, 4)
+            ATT_CASE(3, 1) ATT_CASE(3, 2) ATT_CASE(3, 3) ATT_CASE(3, 4) ATT_CASE(4, 1)
+                ATT_CASE(4, 2) ATT_CASE(4, 3) ATT_CASE(4, 4)
+    }
+#undef ATT_CASE
+    return false;
+}
+#endif
+
 void ragd_attention_head(const float *q, size_t q_stride, int Lq, const float *k, const float *v,
                          size_t kv_stride, int L, const float *qb, const float *kb, const float *vb,
                          float *out, size_t out_stride, int D, float scale, float *scratch) {
+#ifdef BERT_OPS_AVX512
+    if (attention_fast(q, q_stride, Lq, k, v, kv_stride, L, qb, kb, vb, out, out_stride, D, scale,
+                       scratch))
+        return;
+#endif
     float *restrict kt = scratch;            /* D x L: K transposed (bias added) */
     float *restrict sc = kt + (size_t)L * D; /* one row of scores */
     for (int j = 0; j < L; j++) {

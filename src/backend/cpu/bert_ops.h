@@ -29,9 +29,14 @@ void ragd_add_bias(float *y, const float *b, size_t n);
  * the first Lq query rows (Lq = L normally, 1 when only [CLS] is needed). Query row i at
  * q + i * q_stride, key/value row j at k/v + j * kv_stride (head_dim D values each); the
  * biases qb/kb/vb (D values, may be NULL) are added on the fly. Output row i at
- * out + i * out_stride. scratch: L * D + L floats. scale multiplies the scores (1/sqrt D). */
+ * out + i * out_stride. scratch: ragd_attention_scratch_floats(L, D) floats. scale multiplies
+ * the scores (1/sqrt D). With AVX-512 and no biases, head_dim a multiple of 16: one query row
+ * (any L) or L <= 64 (D <= 64) take vector paths with the scores in registers. */
 void ragd_attention_head(const float *q, size_t q_stride, int Lq, const float *k, const float *v,
                          size_t kv_stride, int L, const float *qb, const float *kb, const float *vb,
                          float *out, size_t out_stride, int D, float scale, float *scratch);
+
+/* Scratch floats ragd_attention_head needs for L keys of head_dim D. */
+size_t ragd_attention_scratch_floats(int L, int D);
 
 #endif
