@@ -445,6 +445,7 @@ typedef struct fwd {
     ragd_pool *pool;
     void *amx_scratch;
     uint16_t *xb, *fb; /* bf16 mode: bf16 copies of the hidden states / FFN activations */
+    uint16_t *cb;      /* bf16 mode: attention output (ctx or ctxc) in bf16, the o-proj input */
     const bert_layer *layer;
     float *rows; /* x or xc */
     float *add;  /* tmp */
@@ -469,14 +470,6 @@ static void gemm(fwd *f, int M, int N, int K, const float *A, int lda, const uin
     f->m->stats.gemm_flops += 2.0 * M * N * K;
 }
 
-/* bf16 mode: the bf16 copy of a hidden-state row, the next GEMM's input. */
-static void store_bf16_row(fwd *f, int r, const float *x) {
-    if (!f->xb) return;
-    const int H = f->m->cfg.hidden;
-    uint16_t *o = f->xb + (size_t)r * H;
-    for (int d = 0; d < H; d++) o[d] = ragd_f32_to_bf16(x[d]);
-}
-
 static void task_embed(void *ctx, size_t i, int tid) {
     fwd *f = ctx;
     const ragd_bert *m = f->m;
@@ -488,8 +481,18 @@ static void task_embed(void *ctx, size_t i, int tid) {
         const float *w = m->word + (size_t)f->ids[t] * H;
         const float *p = m->pos + (size_t)f->tpos[t] * H;
         for (int d = 0; d < H; d++) x[d] = w[d] + p[d] + m->type[d];
-        ragd_add_layernorm(x, NULL, NULL, m->emb_g, m->emb_b, (size_t)H, m->cfg.ln_eps);
-        store_bf16_row(f, t, x);
+        ragd_add_layernorm_bf16(x, NULL, NULL, m->emb_g, m->emb_b, (size_t)H, m->cfg.ln_eps,
+                                f->xb ? f->xb + (size_t)t * H : NULL);
+    }
+}
+
+/* bf16 copy of columns [c0, c0 + n) of rows [r0, r0 + nr) of src (row stride ld) into dst
+ * (row stride ld). */
+static void bf16_rows(const float *src, int ld, int r0, int nr, int c0, int n, uint16_t *dst) {
+    for (int r = r0; r < r0 + nr; r++) {
+        const float *a = src + (size_t)r * ld + c0;
+        uint16_t *o = dst + (size_t)r * ld + c0;
+        ragd_bf16_store(o, a, (size_t)n);
     }
 }
 
@@ -507,6 +510,7 @@ static void task_attention(void *ctx, size_t i, int tid) {
     const float *v = k + H;
     float *scratch = f->att + (size_t)tid * f->att_stride;
     const float scale = 1.0f / sqrtf((float)D);
+    int row0 = s, nrows = 1;
     if (f->cls_only) {
         ragd_attention_head(f->qc + (size_t)s * H + h * D, (size_t)H, 1, k, v, (size_t)3 * H, L,
                             NULL, NULL, NULL, f->ctxc + (size_t)s * H + h * D, (size_t)H, D, scale,
@@ -515,7 +519,10 @@ static void task_attention(void *ctx, size_t i, int tid) {
         ragd_attention_head(f->qkv + (size_t)off * 3 * H + h * D, (size_t)3 * H, L, k, v,
                             (size_t)3 * H, L, NULL, NULL, NULL, f->ctx + (size_t)off * H + h * D,
                             (size_t)H, D, scale, scratch);
+        row0 = off, nrows = L;
     }
+    if (f->cb) /* bf16 mode: the o-projection's input, converted while it is in cache */
+        bf16_rows(f->cls_only ? f->ctxc : f->ctx, H, row0, nrows, h * D, D, f->cb);
 }
 
 /* Softmax of score rows (heads x L rows of L) of sequence cur_seq. */
@@ -549,9 +556,9 @@ static void task_ln1(void *ctx, size_t i, int tid) {
     int r0 = (int)i * f->rows_per_task, r1 = r0 + f->rows_per_task;
     if (r1 > f->n_rows) r1 = f->n_rows;
     for (int r = r0; r < r1; r++) {
-        ragd_add_layernorm(f->rows + (size_t)r * H, f->add + (size_t)r * H, f->layer->bo,
-                           f->layer->ln1_g, f->layer->ln1_b, (size_t)H, f->m->cfg.ln_eps);
-        store_bf16_row(f, r, f->rows + (size_t)r * H);
+        ragd_add_layernorm_bf16(f->rows + (size_t)r * H, f->add + (size_t)r * H, f->layer->bo,
+                                f->layer->ln1_g, f->layer->ln1_b, (size_t)H, f->m->cfg.ln_eps,
+                                f->xb ? f->xb + (size_t)r * H : NULL);
     }
 }
 
@@ -561,9 +568,9 @@ static void task_ln2(void *ctx, size_t i, int tid) {
     int r0 = (int)i * f->rows_per_task, r1 = r0 + f->rows_per_task;
     if (r1 > f->n_rows) r1 = f->n_rows;
     for (int r = r0; r < r1; r++) {
-        ragd_add_layernorm(f->rows + (size_t)r * H, f->add + (size_t)r * H, f->layer->b2,
-                           f->layer->ln2_g, f->layer->ln2_b, (size_t)H, f->m->cfg.ln_eps);
-        store_bf16_row(f, r, f->rows + (size_t)r * H);
+        ragd_add_layernorm_bf16(f->rows + (size_t)r * H, f->add + (size_t)r * H, f->layer->b2,
+                                f->layer->ln2_g, f->layer->ln2_b, (size_t)H, f->m->cfg.ln_eps,
+                                f->xb ? f->xb + (size_t)r * H : NULL);
     }
 }
 
@@ -588,9 +595,9 @@ static void rows_ln1(void *ctx, int r0, int n) {
     fwd *f = ctx;
     const int H = f->m->cfg.hidden;
     for (int r = r0; r < r0 + n; r++) {
-        ragd_add_layernorm(f->rows + (size_t)r * H, f->add + (size_t)r * H, f->layer->bo,
-                           f->layer->ln1_g, f->layer->ln1_b, (size_t)H, f->m->cfg.ln_eps);
-        store_bf16_row(f, r, f->rows + (size_t)r * H);
+        ragd_add_layernorm_bf16(f->rows + (size_t)r * H, f->add + (size_t)r * H, f->layer->bo,
+                                f->layer->ln1_g, f->layer->ln1_b, (size_t)H, f->m->cfg.ln_eps,
+                                f->xb ? f->xb + (size_t)r * H : NULL);
     }
 }
 
@@ -598,9 +605,9 @@ static void rows_ln2(void *ctx, int r0, int n) {
     fwd *f = ctx;
     const int H = f->m->cfg.hidden;
     for (int r = r0; r < r0 + n; r++) {
-        ragd_add_layernorm(f->rows + (size_t)r * H, f->add + (size_t)r * H, f->layer->b2,
-                           f->layer->ln2_g, f->layer->ln2_b, (size_t)H, f->m->cfg.ln_eps);
-        store_bf16_row(f, r, f->rows + (size_t)r * H);
+        ragd_add_layernorm_bf16(f->rows + (size_t)r * H, f->add + (size_t)r * H, f->layer->b2,
+                                f->layer->ln2_g, f->layer->ln2_b, (size_t)H, f->m->cfg.ln_eps,
+                                f->xb ? f->xb + (size_t)r * H : NULL);
     }
 }
 
@@ -618,9 +625,13 @@ static void run_layer(fwd *f, ragd_pool *pool, const bert_layer *ly, bool cls_on
         /* only [CLS] needs a query and everything after attention */
         const ragd_amx_weight q_rows = ragd_amx_rows(&ly->aqkv, 0, H);
         const ragd_amx_weight kv_rows = ragd_amx_rows(&ly->aqkv, H, 2 * H);
-        for (int s = 0; s < n; s++)
+        for (int s = 0; s < n; s++) {
             memcpy(f->xc + (size_t)s * H, f->x + (size_t)f->offs[s] * H, (size_t)H * sizeof(float));
-        gemm(f, n, H, H, f->xc, H, NULL, ly->wqkv, &q_rows, bf ? ly->bqkv : NULL, false, f->qc, H,
+            if (bf) /* the Q GEMM's bf16 input: the same rows of xb, gathered */
+                memcpy(f->cb + (size_t)s * H, f->xb + (size_t)f->offs[s] * H,
+                       (size_t)H * sizeof(uint16_t));
+        }
+        gemm(f, n, H, H, f->xc, H, f->cb, ly->wqkv, &q_rows, bf ? ly->bqkv : NULL, false, f->qc, H,
              NULL, NULL);
         gemm(f, T, 2 * H, H, f->x, H, f->xb, ly->wqkv + (size_t)H * H, &kv_rows,
              bf ? ly->bqkv + H : NULL, false, f->qkv + H, 3 * H, NULL, NULL);
@@ -649,6 +660,7 @@ static void run_layer(fwd *f, ragd_pool *pool, const bert_layer *ly, bool cls_on
                             f->ctx + (size_t)f->offs[s] * H + h * D, H);
             f->m->stats.gemm_ns += ragd_now_ns() - t0;
             f->m->stats.gemm_flops += 4.0 * c->heads * (double)L * L * D;
+            if (f->cb) bf16_rows(f->ctx, H, f->offs[s], L, 0, H, f->cb);
         }
     }
     const int rows = cls_only ? n : T;
@@ -657,7 +669,7 @@ static void run_layer(fwd *f, ragd_pool *pool, const bert_layer *ly, bool cls_on
     const float *ctx = cls_only ? f->ctxc : f->ctx;
     if (bf) {
         /* residual + LayerNorm run in the epilogues of the output and FFN-down GEMMs */
-        gemm(f, rows, H, H, ctx, H, NULL, ly->wo, &ly->ao, NULL, false, f->tmp, H, NULL, rows_ln1);
+        gemm(f, rows, H, H, ctx, H, f->cb, ly->wo, &ly->ao, NULL, false, f->tmp, H, NULL, rows_ln1);
         gemm(f, rows, F, H, NULL, 0, f->xb, ly->w1, &ly->a1, ly->b1, true, NULL, 0, f->fb, NULL);
         gemm(f, rows, H, F, NULL, 0, f->fb, ly->w2, &ly->a2, NULL, false, f->tmp, H, NULL,
              rows_ln2);
@@ -718,7 +730,7 @@ int ragd_bert_forward(ragd_bert *m, ragd_pool *pool, const int32_t *ids, const i
         m->precision == RAGD_BERT_BF16 ? ragd_amx_scratch_bytes((int)T, c->ffn) : 0;
     const size_t Tp = (T + 31) / 32 * 32;
     const size_t bf_floats = m->precision == RAGD_BERT_BF16
-                                 ? (Tp * H + Tp * F) * sizeof(uint16_t) / sizeof(float) + 32
+                                 ? (2 * Tp * H + Tp * F) * sizeof(uint16_t) / sizeof(float) + 32
                                  : 0;
     nf += amx_bytes / sizeof(float) + 32 + bf_floats;
     if (nf > m->buf_cap) {
@@ -753,6 +765,7 @@ int ragd_bert_forward(ragd_bert *m, ragd_pool *pool, const int32_t *ids, const i
     if (bf_floats) {
         f.xb = (uint16_t *)(((uintptr_t)p + 63) & ~(uintptr_t)63);
         f.fb = f.xb + Tp * H;
+        f.cb = f.fb + Tp * F;
         p += bf_floats;
     }
     f.offs = (int *)p, p += n_seq;

@@ -3,6 +3,9 @@
 
 #include <math.h>
 #include <stdbool.h>
+#include <stdint.h>
+
+#include "model/dtype.h"
 
 #include "backend/cpu/vmath.h"
 
@@ -68,8 +71,68 @@ void ragd_add_bias(float *restrict y, const float *restrict b, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] += b[i];
 }
 
+#ifdef BERT_OPS_AVX512
+/* n % 16 == 0: the same LayerNorm with 16-lane sums, optionally storing a bf16 copy. */
+__attribute__((target("avx512f,avx512bf16,avx512vl"))) static void
+layernorm16(float *restrict x, const float *restrict r, const float *restrict bias,
+            const float *restrict g, const float *restrict beta, size_t n, float eps,
+            uint16_t *restrict xb) {
+    __m512 s = _mm512_setzero_ps();
+    for (size_t i = 0; i < n; i += 16) {
+        __m512 v = _mm512_loadu_ps(x + i);
+        if (r) v = _mm512_add_ps(v, _mm512_loadu_ps(r + i));
+        if (bias) v = _mm512_add_ps(v, _mm512_loadu_ps(bias + i));
+        _mm512_storeu_ps(x + i, v);
+        s = _mm512_add_ps(s, v);
+    }
+    const __m512 mean = _mm512_set1_ps(_mm512_reduce_add_ps(s) / (float)n);
+    __m512 s2 = _mm512_setzero_ps();
+    for (size_t i = 0; i < n; i += 16) {
+        const __m512 d = _mm512_sub_ps(_mm512_loadu_ps(x + i), mean);
+        s2 = _mm512_fmadd_ps(d, d, s2);
+    }
+    const __m512 inv = _mm512_set1_ps(1.0f / sqrtf(_mm512_reduce_add_ps(s2) / (float)n + eps));
+    for (size_t i = 0; i < n; i += 16) {
+        const __m512 d = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + i), mean), inv);
+        const __m512 y = _mm512_fmadd_ps(d, _mm512_loadu_ps(g + i), _mm512_loadu_ps(beta + i));
+        _mm512_storeu_ps(x + i, y);
+        if (xb) _mm256_storeu_si256((__m256i *)(xb + i), (__m256i)_mm512_cvtneps_pbh(y));
+    }
+}
+#endif
+
+void ragd_bf16_store(uint16_t *restrict dst, const float *restrict src, size_t n) {
+    size_t i = 0;
+#if defined(BERT_OPS_AVX512) && defined(__AVX512BF16__)
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((__m256i *)(dst + i),
+                            (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(src + i)));
+#endif
+    for (; i < n; i++) dst[i] = ragd_f32_to_bf16(src[i]);
+}
+
+void ragd_add_layernorm_bf16(float *restrict x, const float *restrict r, const float *restrict bias,
+                             const float *restrict g, const float *restrict beta, size_t n,
+                             float eps, uint16_t *xb) {
+#ifdef BERT_OPS_AVX512
+    if (n % 16 == 0) {
+        layernorm16(x, r, bias, g, beta, n, eps, xb);
+        return;
+    }
+#endif
+    ragd_add_layernorm(x, r, bias, g, beta, n, eps);
+    if (xb)
+        for (size_t i = 0; i < n; i++) xb[i] = ragd_f32_to_bf16(x[i]);
+}
+
 void ragd_add_layernorm(float *restrict x, const float *restrict r, const float *restrict bias,
                         const float *restrict g, const float *restrict beta, size_t n, float eps) {
+#ifdef BERT_OPS_AVX512
+    if (n % 16 == 0) {
+        layernorm16(x, r, bias, g, beta, n, eps, NULL);
+        return;
+    }
+#endif
     if (r && bias) {
         for (size_t i = 0; i < n; i++) x[i] += r[i] + bias[i];
     } else if (r) {
@@ -259,9 +322,11 @@ static bool attention_fast(const float *q, size_t q_stride, int Lq, const float 
     switch (NV * 8 + ND) {
         ATT_CASE(1, 1)
         ATT_CASE(1, 2)
-        ATT_CASE(1, 3) ATT_CASE(1, 4) ATT_CASE(2, 1) ATT_CASE(2, 2) ATT_CASE(2, 3) ATT_CASE(2, 4)
-            ATT_CASE(3, 1) ATT_CASE(3, 2) ATT_CASE(3, 3) ATT_CASE(3, 4) ATT_CASE(4, 1)
-                ATT_CASE(4, 2) ATT_CASE(4, 3) ATT_CASE(4, 4)
+        ATT_CASE(1, 3)
+        ATT_CASE(1, 4)
+        ATT_CASE(2, 1) ATT_CASE(2, 2) ATT_CASE(2, 3) ATT_CASE(2, 4) ATT_CASE(3, 1) ATT_CASE(3, 2)
+            ATT_CASE(3, 3) ATT_CASE(3, 4) ATT_CASE(4, 1) ATT_CASE(4, 2) ATT_CASE(4, 3)
+                ATT_CASE(4, 4)
     }
 #undef ATT_CASE
     return false;

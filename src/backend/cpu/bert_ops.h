@@ -8,6 +8,7 @@
 #define RAGD_BACKEND_CPU_BERT_OPS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* erf(x) for float, max abs error ~1e-7 (rational approximation on [-4, 4]). */
 float ragd_erf_approx(float x);
@@ -18,6 +19,13 @@ void ragd_bias_gelu(float *y, const float *b, size_t n);
 /* x = LayerNorm(x + r + bias) * g + beta over one row of n values (r, bias may be NULL). */
 void ragd_add_layernorm(float *x, const float *r, const float *bias, const float *g,
                         const float *beta, size_t n, float eps);
+
+/* The same, also storing the result rounded to bf16 (nearest even) in xb when xb != NULL. */
+void ragd_add_layernorm_bf16(float *x, const float *r, const float *bias, const float *g,
+                             const float *beta, size_t n, float eps, uint16_t *xb);
+
+/* dst[i] = src[i] rounded to bf16 (nearest even), i < n. */
+void ragd_bf16_store(uint16_t *dst, const float *src, size_t n);
 
 /* In-place softmax of one row of n values. */
 void ragd_softmax_row(float *x, int n);
