@@ -194,6 +194,40 @@ ATT_INLINE float softmax_unnorm(float *s, int L, int NV) {
     return 1.0f / _mm512_reduce_add_ps(sum);
 }
 
+/* In-register transpose of a 16 x 16 block of floats (r[i] = row i on entry, column i on
+ * exit). */
+ATT_INLINE void transpose16(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_castpd_ps(
+            _mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+        r[i + 1] = _mm512_castpd_ps(
+            _mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+        r[i + 2] = _mm512_castpd_ps(
+            _mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+        r[i + 3] = _mm512_castpd_ps(
+            _mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+    }
+    /* r[4 b + c]: in 128-bit lane l, column 4 l + c of rows 4 b .. 4 b + 3; a 4 x 4 transpose
+     * of the lanes across b gives column 4 l + c in t[4 l + c] */
+    for (int c = 0; c < 4; c++) {
+        const __m512 a = r[c], b = r[4 + c], e = r[8 + c], f = r[12 + c];
+        const __m512 ab_lo = _mm512_shuffle_f32x4(a, b, 0x44),
+                     ab_hi = _mm512_shuffle_f32x4(a, b, 0xee);
+        const __m512 ef_lo = _mm512_shuffle_f32x4(e, f, 0x44),
+                     ef_hi = _mm512_shuffle_f32x4(e, f, 0xee);
+        t[c] = _mm512_shuffle_f32x4(ab_lo, ef_lo, 0x88);
+        t[4 + c] = _mm512_shuffle_f32x4(ab_lo, ef_lo, 0xdd);
+        t[8 + c] = _mm512_shuffle_f32x4(ab_hi, ef_hi, 0x88);
+        t[12 + c] = _mm512_shuffle_f32x4(ab_hi, ef_hi, 0xdd);
+    }
+    for (int i = 0; i < 16; i++) r[i] = t[i];
+}
+
 /* Scores of 4 query rows against NV * 16 keys; kt is K transposed (D rows of Lp). */
 ATT_INLINE void scores4(const float *const q[4], const float *kt, int Lp, int D, int NV,
                         float scale, float *sc) {
@@ -243,12 +277,17 @@ ATT_INLINE void attention_short(const float *q, size_t q_stride, int Lq, const f
                                 int ND) {
     const int Lp = NV * 16;
     float *kt = scratch, *sc = kt + (size_t)Lp * D;
-    for (int j = 0; j < L; j++) {
-        const float *kr = k + (size_t)j * kv_stride;
-        for (int d = 0; d < D; d++) kt[(size_t)d * Lp + j] = kr[d];
-    }
-    for (int d = 0; d < D; d++)
-        for (int j = L; j < Lp; j++) kt[(size_t)d * Lp + j] = 0.0f;
+    /* K transposed in 16 x 16 blocks (keys past L read as zeros) */
+    for (int j0 = 0; j0 < Lp; j0 += 16)
+        for (int d0 = 0; d0 < D; d0 += 16) {
+            __m512 r[16];
+            for (int j = 0; j < 16; j++)
+                r[j] =
+                    _mm512_maskz_loadu_ps(j0 + j < L ? (__mmask16)0xffff : 0,
+                                          k + (size_t)(j0 + j < L ? j0 + j : 0) * kv_stride + d0);
+            transpose16(r);
+            for (int d = 0; d < 16; d++) _mm512_storeu_ps(kt + (size_t)(d0 + d) * Lp + j0, r[d]);
+        }
     for (int i0 = 0; i0 < Lq; i0 += 4) {
         const int nr = Lq - i0 < 4 ? Lq - i0 : 4;
         const float *qr[4];
@@ -324,9 +363,9 @@ static bool attention_fast(const float *q, size_t q_stride, int Lq, const float 
         ATT_CASE(1, 2)
         ATT_CASE(1, 3)
         ATT_CASE(1, 4)
-        ATT_CASE(2, 1) ATT_CASE(2, 2) ATT_CASE(2, 3) ATT_CASE(2, 4) ATT_CASE(3, 1) ATT_CASE(3, 2)
-            ATT_CASE(3, 3) ATT_CASE(3, 4) ATT_CASE(4, 1) ATT_CASE(4, 2) ATT_CASE(4, 3)
-                ATT_CASE(4, 4)
+        ATT_CASE(2, 1)
+        ATT_CASE(2, 2) ATT_CASE(2, 3) ATT_CASE(2, 4) ATT_CASE(3, 1) ATT_CASE(3, 2) ATT_CASE(3, 3)
+            ATT_CASE(3, 4) ATT_CASE(4, 1) ATT_CASE(4, 2) ATT_CASE(4, 3) ATT_CASE(4, 4)
     }
 #undef ATT_CASE
     return false;
