@@ -429,18 +429,18 @@ typedef struct fwd {
     ragd_bert *m;
     const int32_t *ids, *lens;
     int n_seq, T, max_len, n_threads;
-    int *offs;             /* first token of each sequence */
-    int *tpos;             /* position of each token within its sequence */
-    float *x;              /* T x H hidden states */
-    float *qkv;            /* T x 3H */
-    float *ctx;            /* T x H attention output */
-    float *tmp;            /* T x H */
-    float *ffn;            /* T x F */
-    float *xc, *qc, *ctxc; /* n_seq x H: [CLS] rows of the last layer */
-    float *att;            /* n_threads x att_stride: attention scratch */
-    size_t att_stride;
-    float *scores; /* heads x max_len x max_len: scores of long sequences */
-    int cur_seq;   /* the sequence whose scores are being normalised */
+    int *offs;                   /* first token of each sequence */
+    int *tpos;                   /* position of each token within its sequence */
+    float *x;                    /* T x H hidden states */
+    float *qkv;                  /* T x 3H */
+    float *ctx;                  /* T x H attention output */
+    float *tmp;                  /* T x H */
+    float *ffn;                  /* T x F */
+    float *xc, *qc, *ctxc;       /* n_seq x H: [CLS] rows of the last layer */
+    float *att;                  /* n_threads x att_stride: attention scratch */
+    size_t att_stride, att_need; /* per thread; att_need: ragd_attention_head's part */
+    float *scores;               /* heads x max_len x max_len: scores of long sequences */
+    int cur_seq;                 /* the sequence whose scores are being normalised */
     /* per-stage arguments */
     ragd_pool *pool;
     void *amx_scratch;
@@ -457,11 +457,11 @@ typedef struct fwd {
  * with the bias / GELU epilogue and optionally bf16 output (Cb); f32 mode: OpenBLAS (the
  * epilogue arguments must be unused: callers run separate passes). */
 static void gemm(fwd *f, int M, int N, int K, const float *A, int lda, const uint16_t *Ab,
-                 const float *W, const ragd_amx_weight *aw, const float *bias, bool gelu, float *C,
-                 int ldc, uint16_t *Cb, ragd_amx_rows_fn rows_fn) {
+                 const float *W, const ragd_amx_weight *aw, const float *bias, unsigned flags,
+                 float *C, int ldc, uint16_t *Cb, ragd_amx_rows_fn rows_fn) {
     uint64_t t0 = ragd_now_ns();
     if (f->m->precision == RAGD_BERT_BF16)
-        ragd_amx_gemm_ex(f->pool, M, A, lda, Ab, aw, bias, gelu, C, ldc, Cb, rows_fn, f,
+        ragd_amx_gemm_ex(f->pool, M, A, lda, Ab, aw, bias, flags, C, ldc, Cb, rows_fn, f,
                          f->amx_scratch);
     else
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, lda, W, K, 0.0f, C,
@@ -510,19 +510,24 @@ static void task_attention(void *ctx, size_t i, int tid) {
     const float *v = k + H;
     float *scratch = f->att + (size_t)tid * f->att_stride;
     const float scale = 1.0f / sqrtf((float)D);
-    int row0 = s, nrows = 1;
+    /* bf16 mode: the output goes to this thread's buffer (after the attention scratch), and
+     * only its bf16 copy (the o-projection's input) to memory */
+    float *obuf = f->cb ? scratch + f->att_need : NULL;
     if (f->cls_only) {
+        float *o = obuf ? obuf : f->ctxc + (size_t)s * H + h * D;
         ragd_attention_head(f->qc + (size_t)s * H + h * D, (size_t)H, 1, k, v, (size_t)3 * H, L,
-                            NULL, NULL, NULL, f->ctxc + (size_t)s * H + h * D, (size_t)H, D, scale,
-                            scratch);
+                            NULL, NULL, NULL, o, (size_t)H, D, scale, scratch);
+        if (obuf) ragd_bf16_store(f->cb + (size_t)s * H + h * D, obuf, (size_t)D);
     } else {
+        float *o = obuf ? obuf : f->ctx + (size_t)off * H + h * D;
+        const size_t os = obuf ? (size_t)D : (size_t)H;
         ragd_attention_head(f->qkv + (size_t)off * 3 * H + h * D, (size_t)3 * H, L, k, v,
-                            (size_t)3 * H, L, NULL, NULL, NULL, f->ctx + (size_t)off * H + h * D,
-                            (size_t)H, D, scale, scratch);
-        row0 = off, nrows = L;
+                            (size_t)3 * H, L, NULL, NULL, NULL, o, os, D, scale, scratch);
+        if (obuf)
+            for (int j = 0; j < L; j++)
+                ragd_bf16_store(f->cb + (size_t)(off + j) * H + h * D, obuf + (size_t)j * D,
+                                (size_t)D);
     }
-    if (f->cb) /* bf16 mode: the o-projection's input, converted while it is in cache */
-        bf16_rows(f->cls_only ? f->ctxc : f->ctx, H, row0, nrows, h * D, D, f->cb);
 }
 
 /* Softmax of score rows (heads x L rows of L) of sequence cur_seq. */
@@ -556,9 +561,9 @@ static void task_ln1(void *ctx, size_t i, int tid) {
     int r0 = (int)i * f->rows_per_task, r1 = r0 + f->rows_per_task;
     if (r1 > f->n_rows) r1 = f->n_rows;
     for (int r = r0; r < r1; r++) {
-        ragd_add_layernorm_bf16(f->rows + (size_t)r * H, f->add + (size_t)r * H, f->layer->bo,
-                                f->layer->ln1_g, f->layer->ln1_b, (size_t)H, f->m->cfg.ln_eps,
-                                f->xb ? f->xb + (size_t)r * H : NULL);
+        ragd_add_layernorm_bf16(f->rows + (size_t)r * H, f->add ? f->add + (size_t)r * H : NULL,
+                                f->layer->bo, f->layer->ln1_g, f->layer->ln1_b, (size_t)H,
+                                f->m->cfg.ln_eps, f->xb ? f->xb + (size_t)r * H : NULL);
     }
 }
 
@@ -568,9 +573,9 @@ static void task_ln2(void *ctx, size_t i, int tid) {
     int r0 = (int)i * f->rows_per_task, r1 = r0 + f->rows_per_task;
     if (r1 > f->n_rows) r1 = f->n_rows;
     for (int r = r0; r < r1; r++) {
-        ragd_add_layernorm_bf16(f->rows + (size_t)r * H, f->add + (size_t)r * H, f->layer->b2,
-                                f->layer->ln2_g, f->layer->ln2_b, (size_t)H, f->m->cfg.ln_eps,
-                                f->xb ? f->xb + (size_t)r * H : NULL);
+        ragd_add_layernorm_bf16(f->rows + (size_t)r * H, f->add ? f->add + (size_t)r * H : NULL,
+                                f->layer->b2, f->layer->ln2_g, f->layer->ln2_b, (size_t)H,
+                                f->m->cfg.ln_eps, f->xb ? f->xb + (size_t)r * H : NULL);
     }
 }
 
@@ -595,9 +600,9 @@ static void rows_ln1(void *ctx, int r0, int n) {
     fwd *f = ctx;
     const int H = f->m->cfg.hidden;
     for (int r = r0; r < r0 + n; r++) {
-        ragd_add_layernorm_bf16(f->rows + (size_t)r * H, f->add + (size_t)r * H, f->layer->bo,
-                                f->layer->ln1_g, f->layer->ln1_b, (size_t)H, f->m->cfg.ln_eps,
-                                f->xb ? f->xb + (size_t)r * H : NULL);
+        ragd_add_layernorm_bf16(f->rows + (size_t)r * H, f->add ? f->add + (size_t)r * H : NULL,
+                                f->layer->bo, f->layer->ln1_g, f->layer->ln1_b, (size_t)H,
+                                f->m->cfg.ln_eps, f->xb ? f->xb + (size_t)r * H : NULL);
     }
 }
 
@@ -605,9 +610,9 @@ static void rows_ln2(void *ctx, int r0, int n) {
     fwd *f = ctx;
     const int H = f->m->cfg.hidden;
     for (int r = r0; r < r0 + n; r++) {
-        ragd_add_layernorm_bf16(f->rows + (size_t)r * H, f->add + (size_t)r * H, f->layer->b2,
-                                f->layer->ln2_g, f->layer->ln2_b, (size_t)H, f->m->cfg.ln_eps,
-                                f->xb ? f->xb + (size_t)r * H : NULL);
+        ragd_add_layernorm_bf16(f->rows + (size_t)r * H, f->add ? f->add + (size_t)r * H : NULL,
+                                f->layer->b2, f->layer->ln2_g, f->layer->ln2_b, (size_t)H,
+                                f->m->cfg.ln_eps, f->xb ? f->xb + (size_t)r * H : NULL);
     }
 }
 
@@ -619,8 +624,8 @@ static void run_layer(fwd *f, ragd_pool *pool, const bert_layer *ly, bool cls_on
     f->cls_only = cls_only;
     /* bf16: the biases ride in the GEMM epilogues, inputs come as bf16 copies (f->xb) */
     if (!cls_only) {
-        gemm(f, T, 3 * H, H, f->x, H, f->xb, ly->wqkv, &ly->aqkv, bf ? ly->bqkv : NULL, false,
-             f->qkv, 3 * H, NULL, NULL);
+        gemm(f, T, 3 * H, H, f->x, H, f->xb, ly->wqkv, &ly->aqkv, bf ? ly->bqkv : NULL, 0, f->qkv,
+             3 * H, NULL, NULL);
     } else {
         /* only [CLS] needs a query and everything after attention */
         const ragd_amx_weight q_rows = ragd_amx_rows(&ly->aqkv, 0, H);
@@ -631,10 +636,10 @@ static void run_layer(fwd *f, ragd_pool *pool, const bert_layer *ly, bool cls_on
                 memcpy(f->cb + (size_t)s * H, f->xb + (size_t)f->offs[s] * H,
                        (size_t)H * sizeof(uint16_t));
         }
-        gemm(f, n, H, H, f->xc, H, f->cb, ly->wqkv, &q_rows, bf ? ly->bqkv : NULL, false, f->qc, H,
+        gemm(f, n, H, H, f->xc, H, f->cb, ly->wqkv, &q_rows, bf ? ly->bqkv : NULL, 0, f->qc, H,
              NULL, NULL);
         gemm(f, T, 2 * H, H, f->x, H, f->xb, ly->wqkv + (size_t)H * H, &kv_rows,
-             bf ? ly->bqkv + H : NULL, false, f->qkv + H, 3 * H, NULL, NULL);
+             bf ? ly->bqkv + H : NULL, 0, f->qkv + H, 3 * H, NULL, NULL);
     }
     if (!bf) ragd_pool_run(pool, n_tasks(f, T), task_qkv_bias, f);
     ragd_pool_run(pool, (size_t)n * c->heads, task_attention, f);
@@ -669,16 +674,21 @@ static void run_layer(fwd *f, ragd_pool *pool, const bert_layer *ly, bool cls_on
     const float *ctx = cls_only ? f->ctxc : f->ctx;
     if (bf) {
         /* residual + LayerNorm run in the epilogues of the output and FFN-down GEMMs */
-        gemm(f, rows, H, H, ctx, H, f->cb, ly->wo, &ly->ao, NULL, false, f->tmp, H, NULL, rows_ln1);
-        gemm(f, rows, F, H, NULL, 0, f->xb, ly->w1, &ly->a1, ly->b1, true, NULL, 0, f->fb, NULL);
-        gemm(f, rows, H, F, NULL, 0, f->fb, ly->w2, &ly->a2, NULL, false, f->tmp, H, NULL,
+        /* residual + LayerNorm: the output and FFN-down GEMMs accumulate onto the hidden
+         * states (their tiles start from them) and LayerNorm runs in their epilogues */
+        f->add = NULL;
+        gemm(f, rows, H, H, ctx, H, f->cb, ly->wo, &ly->ao, NULL, RAGD_AMX_ACC, f->rows, H, NULL,
+             rows_ln1);
+        gemm(f, rows, F, H, NULL, 0, f->xb, ly->w1, &ly->a1, ly->b1, RAGD_AMX_GELU, NULL, 0, f->fb,
+             NULL);
+        gemm(f, rows, H, F, NULL, 0, f->fb, ly->w2, &ly->a2, NULL, RAGD_AMX_ACC, f->rows, H, NULL,
              rows_ln2);
     } else {
-        gemm(f, rows, H, H, ctx, H, NULL, ly->wo, &ly->ao, NULL, false, f->tmp, H, NULL, NULL);
+        gemm(f, rows, H, H, ctx, H, NULL, ly->wo, &ly->ao, NULL, 0, f->tmp, H, NULL, NULL);
         ragd_pool_run(pool, n_tasks(f, rows), task_ln1, f);
-        gemm(f, rows, F, H, f->rows, H, NULL, ly->w1, &ly->a1, NULL, false, f->ffn, F, NULL, NULL);
+        gemm(f, rows, F, H, f->rows, H, NULL, ly->w1, &ly->a1, NULL, 0, f->ffn, F, NULL, NULL);
         ragd_pool_run(pool, n_tasks(f, rows), task_gelu, f);
-        gemm(f, rows, H, F, f->ffn, F, NULL, ly->w2, &ly->a2, NULL, false, f->tmp, H, NULL, NULL);
+        gemm(f, rows, H, F, f->ffn, F, NULL, ly->w2, &ly->a2, NULL, 0, f->tmp, H, NULL, NULL);
         ragd_pool_run(pool, n_tasks(f, rows), task_ln2, f);
     }
 }
@@ -722,7 +732,9 @@ int ragd_bert_forward(ragd_bert *m, ragd_pool *pool, const int32_t *ids, const i
     }
 #endif
     /* one scratch block: x, qkv, ctx, tmp, ffn, xc, qc, ctxc, att, offs, tpos */
-    const size_t att_stride = (ragd_attention_scratch_floats(max_len, (int)D) + 15) / 16 * 16;
+    const size_t att_need = (ragd_attention_scratch_floats(max_len, (int)D) + 15) / 16 * 16;
+    const size_t att_stride =
+        att_need + (m->precision == RAGD_BERT_BF16 ? (size_t)max_len * D + 16 : 0);
     size_t nf = T * H * 4 + T * 3 * H + T * F + 3 * (size_t)n_seq * H +
                 (size_t)n_threads * att_stride +
                 (size_t)c->heads * (size_t)max_len * (size_t)max_len + (size_t)n_seq + T + 64;
@@ -760,6 +772,7 @@ int ragd_bert_forward(ragd_bert *m, ragd_pool *pool, const int32_t *ids, const i
     f.ctxc = p, p += (size_t)n_seq * H;
     f.att = p, p += (size_t)n_threads * att_stride;
     f.att_stride = att_stride;
+    f.att_need = att_need;
     f.scores = p, p += (size_t)c->heads * (size_t)max_len * (size_t)max_len;
     f.amx_scratch = p, p += amx_bytes / sizeof(float) + 16;
     if (bf_floats) {

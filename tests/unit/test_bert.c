@@ -346,8 +346,7 @@ static void test_amx_rows_fn(void **state) {
         void *scratch = aligned_alloc(64, (ragd_amx_scratch_bytes(M, K) + 63) / 64 * 64);
         ragd_amx_gemm(pool, M, A, K, &w, C, N, scratch);
         rows_probe pr = {.C = C2, .copy = copy, .N = N};
-        ragd_amx_gemm_ex(pool, M, A, K, NULL, &w, NULL, false, C2, N, NULL, probe_rows, &pr,
-                         scratch);
+        ragd_amx_gemm_ex(pool, M, A, K, NULL, &w, NULL, 0, C2, N, NULL, probe_rows, &pr, scratch);
         assert_int_equal(pr.rows, M);
         assert_int_equal(pr.calls, (M + 31) / 32);
         assert_true(max_diff(copy, C, (size_t)M * N) == 0);
@@ -423,6 +422,21 @@ static void test_amx_gemm(void **state) {
                 uint16_t want = i < M ? ragd_f32_to_bf16(C[(size_t)i * N + j]) : 0;
                 assert_int_equal(Cb[(size_t)i * N + j], want);
             }
+        /* RAGD_AMX_ACC: C += A . W^T (+ bias), the ragged bottom block included */
+        float *C3 = malloc((size_t)M * N * sizeof(float)),
+              *C0 = malloc((size_t)M * N * sizeof(float));
+        for (int i = 0; i < M * N; i++) C0[i] = C3[i] = 0.5f - 0.01f * (float)(i % 37);
+        ragd_amx_gemm(pool, M, A, K, &w, C, N, scratch);
+        ragd_amx_gemm_ex(pool, M, A, K, NULL, &w, bias, RAGD_AMX_ACC, C3, N, NULL, NULL, NULL,
+                         scratch);
+        for (int i = 0; i < M * N; i++) C0[i] += C[i] + bias[i % N];
+        assert_true(max_diff(C0, C3, (size_t)M * N) <= 1e-5);
+        ragd_amx_gemm_ex(pool, M, A, K, NULL, &w, NULL, RAGD_AMX_ACC, C3, N, NULL, NULL, NULL,
+                         scratch);
+        for (int i = 0; i < M * N; i++) C0[i] += C[i];
+        assert_true(max_diff(C0, C3, (size_t)M * N) <= 4e-5); /* |C| ~ 10 here: float rounding */
+        free(C3);
+        free(C0);
         free(bias);
         free(C2);
         free(Cb);

@@ -98,7 +98,7 @@ typedef struct amx_ctx {
     const ragd_amx_weight *W;
     float *C;
     const float *bias;
-    bool gelu;
+    bool gelu, acc;
     uint16_t *Cb;
     ragd_amx_rows_fn rows_fn;
     void *rows_ctx;
@@ -204,10 +204,30 @@ task_gemm(void *vctx, size_t i, int tid) {
                 const int m0 = mb * 32;
                 const uint16_t *a0 = x->Ab + (size_t)m0 * x->K, *a1 = a0 + (size_t)16 * x->K;
                 pending *prev = &pend[cur ^ 1];
-                _tile_zero(0);
-                _tile_zero(1);
-                _tile_zero(2);
-                _tile_zero(3);
+                if (!x->acc) {
+                    _tile_zero(0);
+                    _tile_zero(1);
+                    _tile_zero(2);
+                    _tile_zero(3);
+                } else {
+                    /* start from C; a ragged bottom block goes through the (free) buffer */
+                    const float *c = x->C + (size_t)m0 * x->ldc + n0;
+                    size_t cs = (size_t)x->ldc * sizeof(float);
+                    if (m0 + 32 > x->M) {
+                        float *t = pend[cur].tmp;
+                        for (int r = 0; r < 32; r++)
+                            if (m0 + r < x->M)
+                                memcpy(t + r * 32, c + (size_t)r * x->ldc, 32 * sizeof(float));
+                            else
+                                memset(t + r * 32, 0, 32 * sizeof(float));
+                        c = t;
+                        cs = 128;
+                    }
+                    _tile_loadd(0, c, cs);
+                    _tile_loadd(1, c + 16, cs);
+                    _tile_loadd(2, (const char *)c + 16 * cs, cs);
+                    _tile_loadd(3, (const char *)c + 16 * cs + 64, cs);
+                }
                 int upto = 0;
                 for (int kb = 0; kb < KB; kb++) {
                     _tile_loadd(4, a0 + kb * 32, astride);
@@ -263,8 +283,9 @@ static void task_rows(void *vctx, size_t i, int tid) {
 }
 
 void ragd_amx_gemm_ex(ragd_pool *pool, int M, const float *A, int lda, const uint16_t *Ab,
-                      const ragd_amx_weight *W, const float *bias, bool gelu, float *C, int ldc,
-                      uint16_t *Cb, ragd_amx_rows_fn rows_fn, void *rows_ctx, void *scratch) {
+                      const ragd_amx_weight *W, const float *bias, unsigned flags, float *C,
+                      int ldc, uint16_t *Cb, ragd_amx_rows_fn rows_fn, void *rows_ctx,
+                      void *scratch) {
     if (M <= 0) return;
     amx_ctx x = {.M = M,
                  .Mp = (M + 31) / 32 * 32,
@@ -276,7 +297,8 @@ void ragd_amx_gemm_ex(ragd_pool *pool, int M, const float *A, int lda, const uin
                  .W = W,
                  .C = C,
                  .bias = bias,
-                 .gelu = gelu,
+                 .gelu = (flags & RAGD_AMX_GELU) != 0,
+                 .acc = (flags & RAGD_AMX_ACC) != 0 && !Cb,
                  .Cb = Cb,
                  .rows_fn = rows_fn,
                  .rows_ctx = rows_ctx};
@@ -306,9 +328,10 @@ void ragd_amx_gemm_ex(ragd_pool *pool, int M, const float *A, int lda, const uin
 #else
 
 void ragd_amx_gemm_ex(ragd_pool *pool, int M, const float *A, int lda, const uint16_t *Ab,
-                      const ragd_amx_weight *W, const float *bias, bool gelu, float *C, int ldc,
-                      uint16_t *Cb, ragd_amx_rows_fn rows_fn, void *rows_ctx, void *scratch) {
-    (void)pool, (void)M, (void)A, (void)lda, (void)Ab, (void)W, (void)bias, (void)gelu;
+                      const ragd_amx_weight *W, const float *bias, unsigned flags, float *C,
+                      int ldc, uint16_t *Cb, ragd_amx_rows_fn rows_fn, void *rows_ctx,
+                      void *scratch) {
+    (void)pool, (void)M, (void)A, (void)lda, (void)Ab, (void)W, (void)bias, (void)flags;
     (void)C, (void)ldc, (void)Cb, (void)rows_fn, (void)rows_ctx, (void)scratch;
     abort(); /* callers check ragd_amx_available() first */
 }
@@ -317,5 +340,5 @@ void ragd_amx_gemm_ex(ragd_pool *pool, int M, const float *A, int lda, const uin
 
 void ragd_amx_gemm(ragd_pool *pool, int M, const float *A, int lda, const ragd_amx_weight *W,
                    float *C, int ldc, void *scratch) {
-    ragd_amx_gemm_ex(pool, M, A, lda, NULL, W, NULL, false, C, ldc, NULL, NULL, NULL, scratch);
+    ragd_amx_gemm_ex(pool, M, A, lda, NULL, W, NULL, 0, C, ldc, NULL, NULL, NULL, scratch);
 }

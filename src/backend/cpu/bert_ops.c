@@ -364,8 +364,12 @@ static bool attention_fast(const float *q, size_t q_stride, int Lq, const float 
         ATT_CASE(1, 3)
         ATT_CASE(1, 4)
         ATT_CASE(2, 1)
-        ATT_CASE(2, 2) ATT_CASE(2, 3) ATT_CASE(2, 4) ATT_CASE(3, 1) ATT_CASE(3, 2) ATT_CASE(3, 3)
-            ATT_CASE(3, 4) ATT_CASE(4, 1) ATT_CASE(4, 2) ATT_CASE(4, 3) ATT_CASE(4, 4)
+        ATT_CASE(2, 2)
+        ATT_CASE(2, 3)
+        ATT_CASE(2, 4)
+        ATT_CASE(3, 1)
+        ATT_CASE(3, 2)
+        ATT_CASE(3, 3) ATT_CASE(3, 4) ATT_CASE(4, 1) ATT_CASE(4, 2) ATT_CASE(4, 3) ATT_CASE(4, 4)
     }
 #undef ATT_CASE
     return false;
