@@ -162,9 +162,7 @@ epilogue(const amx_ctx *x, pending *p, int upto) {
 
 /* Rows of 32 per A block; a task takes up to GEMM_GROUP blocks so that each 32-column panel
  * of W, once in L1, serves all of them. */
-#ifndef GEMM_GROUP
 #define GEMM_GROUP 4
-#endif
 
 /* One task: row blocks [g * GEMM_GROUP, ...) x one chunk of columns. Per 32 x 32 block of C:
  * 4 accumulator tiles over the K loop; the epilogue of the previous block (held in a
