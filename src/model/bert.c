@@ -329,6 +329,11 @@ int ragd_bert_set_precision(ragd_bert *m, ragd_bert_precision p, ragd_err *err) 
         if (H % 32 || F % 32)
             return ragd_err_set(err, RAGD_EUNSUPPORTED,
                                 "bf16 embeddings need hidden and ffn sizes divisible by 32");
+        if (!ragd_attention_bf16_supported(H / m->cfg.heads))
+            return ragd_err_set(err, RAGD_EUNSUPPORTED,
+                                "bf16 embeddings need a head size of 32 or 64 (this one: %d) "
+                                "and a build with AVX512-BF16",
+                                H / m->cfg.heads);
     }
     pthread_mutex_lock(&m->mu);
     int rc = RAGD_OK;
@@ -446,6 +451,8 @@ typedef struct fwd {
     void *amx_scratch;
     uint16_t *xb, *fb; /* bf16 mode: bf16 copies of the hidden states / FFN activations */
     uint16_t *cb;      /* bf16 mode: attention output (ctx or ctxc) in bf16, the o-proj input */
+    uint16_t *qkvb;    /* bf16 mode: Q, K, V (T x 3H; the [CLS] layer: K, V as T x 2H) */
+    uint16_t *qcb;     /* bf16 mode, [CLS] layer: the queries (n_seq x H) */
     const bert_layer *layer;
     float *rows; /* x or xc */
     float *add;  /* tmp */
@@ -486,16 +493,6 @@ static void task_embed(void *ctx, size_t i, int tid) {
     }
 }
 
-/* bf16 copy of columns [c0, c0 + n) of rows [r0, r0 + nr) of src (row stride ld) into dst
- * (row stride ld). */
-static void bf16_rows(const float *src, int ld, int r0, int nr, int c0, int n, uint16_t *dst) {
-    for (int r = r0; r < r0 + nr; r++) {
-        const float *a = src + (size_t)r * ld + c0;
-        uint16_t *o = dst + (size_t)r * ld + c0;
-        ragd_bf16_store(o, a, (size_t)n);
-    }
-}
-
 /* Sequences at least this long use GEMM attention (scores through OpenBLAS). */
 #define BERT_GEMM_ATTN_MIN_LEN 64
 
@@ -505,28 +502,38 @@ static void task_attention(void *ctx, size_t i, int tid) {
     const int H = c->hidden, nh = c->heads, D = H / nh;
     const int s = (int)i / nh, h = (int)i % nh;
     const int off = f->offs[s], L = f->lens[s];
-    if (!f->cls_only && L >= BERT_GEMM_ATTN_MIN_LEN) return; /* done with GEMMs */
-    const float *k = f->qkv + (size_t)off * 3 * H + H + h * D;
-    const float *v = k + H;
     float *scratch = f->att + (size_t)tid * f->att_stride;
     const float scale = 1.0f / sqrtf((float)D);
-    /* bf16 mode: the output goes to this thread's buffer (after the attention scratch), and
-     * only its bf16 copy (the o-projection's input) to memory */
-    float *obuf = f->cb ? scratch + f->att_need : NULL;
-    if (f->cls_only) {
-        float *o = obuf ? obuf : f->ctxc + (size_t)s * H + h * D;
-        ragd_attention_head(f->qc + (size_t)s * H + h * D, (size_t)H, 1, k, v, (size_t)3 * H, L,
-                            NULL, NULL, NULL, o, (size_t)H, D, scale, scratch);
-        if (obuf) ragd_bf16_store(f->cb + (size_t)s * H + h * D, obuf, (size_t)D);
-    } else {
-        float *o = obuf ? obuf : f->ctx + (size_t)off * H + h * D;
-        const size_t os = obuf ? (size_t)D : (size_t)H;
-        ragd_attention_head(f->qkv + (size_t)off * 3 * H + h * D, (size_t)3 * H, L, k, v,
-                            (size_t)3 * H, L, NULL, NULL, NULL, o, os, D, scale, scratch);
-        if (obuf)
+    if (f->qkvb) {
+        /* bf16 mode: Q, K, V come in bf16 (any length); the output goes to this thread's
+         * buffer and only its bf16 copy (the o-projection's input) to memory */
+        float *obuf = scratch + f->att_need;
+        if (f->cls_only) {
+            const uint16_t *k = f->qkvb + (size_t)off * 2 * H + h * D;
+            ragd_attention_head_bf16(f->qcb + (size_t)s * H + h * D, (size_t)H, 1, k, k + H,
+                                     (size_t)2 * H, L, obuf, (size_t)D, D, scale, scratch);
+            ragd_bf16_store(f->cb + (size_t)s * H + h * D, obuf, (size_t)D);
+        } else {
+            const uint16_t *q = f->qkvb + (size_t)off * 3 * H + h * D;
+            ragd_attention_head_bf16(q, (size_t)3 * H, L, q + H, q + 2 * H, (size_t)3 * H, L, obuf,
+                                     (size_t)D, D, scale, scratch);
             for (int j = 0; j < L; j++)
                 ragd_bf16_store(f->cb + (size_t)(off + j) * H + h * D, obuf + (size_t)j * D,
                                 (size_t)D);
+        }
+        return;
+    }
+    if (!f->cls_only && L >= BERT_GEMM_ATTN_MIN_LEN) return; /* done with GEMMs */
+    const float *k = f->qkv + (size_t)off * 3 * H + H + h * D;
+    const float *v = k + H;
+    if (f->cls_only) {
+        ragd_attention_head(f->qc + (size_t)s * H + h * D, (size_t)H, 1, k, v, (size_t)3 * H, L,
+                            NULL, NULL, NULL, f->ctxc + (size_t)s * H + h * D, (size_t)H, D, scale,
+                            scratch);
+    } else {
+        ragd_attention_head(f->qkv + (size_t)off * 3 * H + h * D, (size_t)3 * H, L, k, v,
+                            (size_t)3 * H, L, NULL, NULL, NULL, f->ctx + (size_t)off * H + h * D,
+                            (size_t)H, D, scale, scratch);
     }
 }
 
@@ -625,7 +632,7 @@ static void run_layer(fwd *f, ragd_pool *pool, const bert_layer *ly, bool cls_on
     /* bf16: the biases ride in the GEMM epilogues, inputs come as bf16 copies (f->xb) */
     if (!cls_only) {
         gemm(f, T, 3 * H, H, f->x, H, f->xb, ly->wqkv, &ly->aqkv, bf ? ly->bqkv : NULL, 0, f->qkv,
-             3 * H, NULL, NULL);
+             3 * H, f->qkvb, NULL);
     } else {
         /* only [CLS] needs a query and everything after attention */
         const ragd_amx_weight q_rows = ragd_amx_rows(&ly->aqkv, 0, H);
@@ -637,13 +644,13 @@ static void run_layer(fwd *f, ragd_pool *pool, const bert_layer *ly, bool cls_on
                        (size_t)H * sizeof(uint16_t));
         }
         gemm(f, n, H, H, f->xc, H, f->cb, ly->wqkv, &q_rows, bf ? ly->bqkv : NULL, 0, f->qc, H,
-             NULL, NULL);
+             f->qcb, NULL);
         gemm(f, T, 2 * H, H, f->x, H, f->xb, ly->wqkv + (size_t)H * H, &kv_rows,
-             bf ? ly->bqkv + H : NULL, 0, f->qkv + H, 3 * H, NULL, NULL);
+             bf ? ly->bqkv + H : NULL, 0, f->qkv + H, 3 * H, f->qkvb, NULL);
     }
     if (!bf) ragd_pool_run(pool, n_tasks(f, T), task_qkv_bias, f);
     ragd_pool_run(pool, (size_t)n * c->heads, task_attention, f);
-    if (!cls_only) {
+    if (!cls_only && !bf) {
         /* long sequences: S = Q K^T / sqrt(D) and O = softmax(S) V per head through sgemm */
         const int D = H / c->heads;
         const float scale = 1.0f / sqrtf((float)D);
@@ -665,7 +672,6 @@ static void run_layer(fwd *f, ragd_pool *pool, const bert_layer *ly, bool cls_on
                             f->ctx + (size_t)f->offs[s] * H + h * D, H);
             f->m->stats.gemm_ns += ragd_now_ns() - t0;
             f->m->stats.gemm_flops += 4.0 * c->heads * (double)L * L * D;
-            if (f->cb) bf16_rows(f->ctx, H, f->offs[s], L, 0, H, f->cb);
         }
     }
     const int rows = cls_only ? n : T;
@@ -732,7 +738,11 @@ int ragd_bert_forward(ragd_bert *m, ragd_pool *pool, const int32_t *ids, const i
     }
 #endif
     /* one scratch block: x, qkv, ctx, tmp, ffn, xc, qc, ctxc, att, offs, tpos */
-    const size_t att_need = (ragd_attention_scratch_floats(max_len, (int)D) + 15) / 16 * 16;
+    const bool bf = m->precision == RAGD_BERT_BF16;
+    const size_t att_need = ((bf ? ragd_attention_bf16_scratch_floats(max_len, (int)D)
+                                 : ragd_attention_scratch_floats(max_len, (int)D)) +
+                             15) /
+                            16 * 16;
     const size_t att_stride =
         att_need + (m->precision == RAGD_BERT_BF16 ? (size_t)max_len * D + 16 : 0);
     size_t nf = T * H * 4 + T * 3 * H + T * F + 3 * (size_t)n_seq * H +
@@ -742,7 +752,9 @@ int ragd_bert_forward(ragd_bert *m, ragd_pool *pool, const int32_t *ids, const i
         m->precision == RAGD_BERT_BF16 ? ragd_amx_scratch_bytes((int)T, c->ffn) : 0;
     const size_t Tp = (T + 31) / 32 * 32;
     const size_t bf_floats = m->precision == RAGD_BERT_BF16
-                                 ? (2 * Tp * H + Tp * F) * sizeof(uint16_t) / sizeof(float) + 32
+                                 ? (2 * Tp * H + Tp * F + Tp * 3 * H + ((size_t)n_seq + 32) * H) *
+                                           sizeof(uint16_t) / sizeof(float) +
+                                       32
                                  : 0;
     nf += amx_bytes / sizeof(float) + 32 + bf_floats;
     if (nf > m->buf_cap) {
@@ -779,6 +791,8 @@ int ragd_bert_forward(ragd_bert *m, ragd_pool *pool, const int32_t *ids, const i
         f.xb = (uint16_t *)(((uintptr_t)p + 63) & ~(uintptr_t)63);
         f.fb = f.xb + Tp * H;
         f.cb = f.fb + Tp * F;
+        f.qkvb = f.cb + Tp * H;
+        f.qcb = f.qkvb + Tp * 3 * H;
         p += bf_floats;
     }
     f.offs = (int *)p, p += n_seq;

@@ -311,6 +311,58 @@ static void test_attention_head(void **state) {
     assert_true(worst < 2e-5);
 }
 
+/* The bf16 attention head (q, k, v rounded to bf16) against a double-precision reference
+ * on the same rounded inputs: short and long sequences, one query row or all. */
+static void test_attention_head_bf16(void **state) {
+    (void)state;
+    if (!ragd_attention_bf16_supported(64)) {
+        print_message("no AVX512-BF16 build: the bf16 attention is not used\n");
+        return;
+    }
+    const int Ls[] = {1, 2, 5, 16, 17, 20, 31, 33, 48, 63, 64, 100, 300, 511};
+    const int Ds[] = {32, 64};
+    uint32_t s = 5;
+    double worst = 0;
+    for (size_t li = 0; li < sizeof Ls / sizeof *Ls; li++)
+        for (size_t di = 0; di < sizeof Ds / sizeof *Ds; di++)
+            for (int one = 0; one < 2; one++) {
+                const int L = Ls[li], D = Ds[di], stride = 3 * D + 6, Lq = one ? 1 : L;
+                uint16_t *qkv = malloc((size_t)L * stride * sizeof(uint16_t));
+                float *out = malloc((size_t)L * (D + 3) * sizeof(float));
+                float *scratch = malloc(ragd_attention_bf16_scratch_floats(L, D) * sizeof(float));
+                for (int i = 0; i < L * stride; i++) {
+                    s = s * 1664525u + 1013904223u;
+                    qkv[i] = ragd_f32_to_bf16((float)(s >> 8) / 16777216.0f * 4.0f - 2.0f);
+                }
+                const uint16_t *q = qkv, *k = qkv + D, *v = qkv + 2 * D;
+                const float scale = 1.0f / sqrtf((float)D);
+                ragd_attention_head_bf16(q, (size_t)stride, Lq, k, v, (size_t)stride, L, out,
+                                         (size_t)D + 3, D, scale, scratch);
+                double *sc = malloc((size_t)L * sizeof(double));
+                for (int i = 0; i < Lq; i++) {
+                    double mx = -1e300, sum = 0;
+                    for (int j = 0; j < L; j++) {
+                        double dot = 0;
+                        for (int d = 0; d < D; d++)
+                            dot += (double)ragd_bf16_to_f32(q[i * stride + d]) *
+                                   ragd_bf16_to_f32(k[j * stride + d]);
+                        sc[j] = dot * scale;
+                        mx = fmax(mx, sc[j]);
+                    }
+                    for (int j = 0; j < L; j++) sum += sc[j] = exp(sc[j] - mx);
+                    for (int d = 0; d < D; d++) {
+                        double o = 0;
+                        for (int j = 0; j < L; j++)
+                            o += sc[j] / sum * ragd_bf16_to_f32(v[j * stride + d]);
+                        worst = fmax(worst, fabs(o - out[(size_t)i * (D + 3) + d]));
+                    }
+                }
+                free(sc), free(qkv), free(out), free(scratch);
+            }
+    print_message("bf16 attention head max abs error %.3g\n", worst);
+    assert_true(worst < 1e-2); /* the softmax weights are rounded to bf16 (2^-9 relative) */
+}
+
 /* rows_fn of the AMX GEMM: copies the finished rows (they must be complete) and counts them. */
 typedef struct rows_probe {
     const float *C;
@@ -454,6 +506,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kernels),
         cmocka_unit_test(test_attention_head),
+        cmocka_unit_test(test_attention_head_bf16),
         cmocka_unit_test(test_amx_gemm),
         cmocka_unit_test(test_amx_rows_fn),
         cmocka_unit_test(test_golden_one_at_a_time),

@@ -7,6 +7,7 @@
 #ifndef RAGD_BACKEND_CPU_BERT_OPS_H
 #define RAGD_BACKEND_CPU_BERT_OPS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,6 +44,16 @@ void ragd_add_bias(float *y, const float *b, size_t n);
 void ragd_attention_head(const float *q, size_t q_stride, int Lq, const float *k, const float *v,
                          size_t kv_stride, int L, const float *qb, const float *kb, const float *vb,
                          float *out, size_t out_stride, int D, float scale, float *scratch);
+
+/* The same with q, k, v in bf16 (row strides in elements), through bf16 dot products with
+ * f32 accumulation (the softmax weights are rounded to bf16 too); no biases. Only for head
+ * dims ragd_attention_bf16_supported accepts (32 or 64, AVX512-BF16 builds); any L.
+ * scratch: ragd_attention_bf16_scratch_floats(L, D) floats. */
+void ragd_attention_head_bf16(const uint16_t *q, size_t q_stride, int Lq, const uint16_t *k,
+                              const uint16_t *v, size_t kv_stride, int L, float *out,
+                              size_t out_stride, int D, float scale, float *scratch);
+bool ragd_attention_bf16_supported(int D);
+size_t ragd_attention_bf16_scratch_floats(int L, int D);
 
 /* Scratch floats ragd_attention_head needs for L keys of head_dim D. */
 size_t ragd_attention_scratch_floats(int L, int D);
