@@ -4,9 +4,11 @@
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "model/dtype.h"
 
+#include "backend/cpu/amx_gemm.h"
 #include "backend/cpu/vmath.h"
 
 #if defined(__AVX512F__) && defined(RAGD_VMATH)
@@ -377,133 +379,6 @@ static bool attention_fast(const float *q, size_t q_stride, int Lq, const float 
 
 #if defined(__AVX512BF16__)
 #define ATT_BF16 1
-/* ---- bf16 inputs: pairs of bf16 (32-bit words) through vdpbf16ps ---- */
-
-/* Scores of 4 query rows (bf16) against nv * 16 keys starting at key j0; kt2 holds K as
- * pair-words transposed (DP rows of Lp words). */
-ATT_INLINE void scores4_bf16(const uint32_t *const q[4], const uint32_t *kt2, int Lp, int DP,
-                             int j0, int nv, float scale, float *sc) {
-    __m512 acc[4][4];
-    for (int r = 0; r < 4; r++)
-        for (int v = 0; v < nv; v++) acc[r][v] = _mm512_setzero_ps();
-    for (int p = 0; p < DP; p++) {
-        __m512i kv[4];
-        for (int v = 0; v < nv; v++)
-            kv[v] = _mm512_loadu_si512((const void *)(kt2 + (size_t)p * Lp + j0 + 16 * v));
-        for (int r = 0; r < 4; r++) {
-            const __m512i qp = _mm512_set1_epi32((int)q[r][p]);
-            for (int v = 0; v < nv; v++)
-                acc[r][v] = _mm512_dpbf16_ps(acc[r][v], (__m512bh)qp, (__m512bh)kv[v]);
-        }
-    }
-    const __m512 sv = _mm512_set1_ps(scale);
-    for (int r = 0; r < 4; r++)
-        for (int v = 0; v < nv; v++)
-            _mm512_storeu_ps(sc + (size_t)r * Lp + j0 + 16 * v, _mm512_mul_ps(acc[r][v], sv));
-}
-
-/* out rows (nr of 4 valid) = (sum_j p[r][j] v_j) * inv[r]; pb: 4 rows of Lp bf16 weights
- * (pairs over keys), v2: V as pair-words over keys (LP2 rows of D words). */
-ATT_INLINE void pv4_bf16(const uint32_t *pb, int pitch, const float inv[4], const uint32_t *v2,
-                         int LP2, int ND, float *const out[4], int nr) {
-    __m512 acc[4][4];
-    for (int r = 0; r < 4; r++)
-        for (int e = 0; e < ND; e++) acc[r][e] = _mm512_setzero_ps();
-    for (int jp = 0; jp < LP2; jp++) {
-        __m512i vv[4];
-        for (int e = 0; e < ND; e++)
-            vv[e] = _mm512_loadu_si512((const void *)(v2 + (size_t)jp * ND * 16 + 16 * e));
-        for (int r = 0; r < 4; r++) {
-            const __m512i pp = _mm512_set1_epi32((int)pb[(size_t)r * pitch + jp]);
-            for (int e = 0; e < ND; e++)
-                acc[r][e] = _mm512_dpbf16_ps(acc[r][e], (__m512bh)pp, (__m512bh)vv[e]);
-        }
-    }
-    for (int r = 0; r < nr; r++) {
-        const __m512 iv = _mm512_set1_ps(inv[r]);
-        for (int e = 0; e < ND; e++)
-            _mm512_storeu_ps(out[r] + 16 * e, _mm512_mul_ps(acc[r][e], iv));
-    }
-}
-
-ATT_INLINE void attention_bf16(const uint16_t *q, size_t q_stride, int Lq, const uint16_t *k,
-                               const uint16_t *v, size_t kv_stride, int L, float *out,
-                               size_t out_stride, int D, float scale, float *scratch, int ND) {
-    const int NV = (L + 15) / 16, Lp = NV * 16, DP = D / 2, LP2 = (L + 1) / 2;
-    const int pitch = (Lp + 31) / 32 * 16; /* words per row of pb: Lp rounded up to 32 keys */
-    uint32_t *kt2 = (uint32_t *)scratch;   /* DP x Lp */
-    float *sc = (float *)(kt2 + (size_t)DP * Lp); /* 4 x Lp */
-    uint32_t *pb = (uint32_t *)(sc + 4 * Lp);     /* 4 x pitch */
-    uint32_t *v2 = pb + 4 * pitch;                /* LP2 x D */
-    /* K: 16 keys x 16 pair-words blocks, transposed */
-    for (int j0 = 0; j0 < Lp; j0 += 16)
-        for (int p0 = 0; p0 < DP; p0 += 16) {
-            __m512 r[16];
-            for (int j = 0; j < 16; j++)
-                r[j] = _mm512_maskz_loadu_ps(j0 + j < L ? (__mmask16)0xffff : 0,
-                                             k + (size_t)(j0 + j < L ? j0 + j : 0) * kv_stride +
-                                                 2 * p0);
-            transpose16(r);
-            for (int i = 0; i < 16; i++)
-                _mm512_storeu_ps((float *)(kt2 + (size_t)(p0 + i) * Lp + j0), r[i]);
-        }
-    /* V: rows 2 jp and 2 jp + 1 interleaved into pair-words */
-    const __m512i lo_idx =
-        _mm512_set_epi16(47, 15, 46, 14, 45, 13, 44, 12, 43, 11, 42, 10, 41, 9, 40, 8, 39, 7, 38, 6,
-                         37, 5, 36, 4, 35, 3, 34, 2, 33, 1, 32, 0);
-    const __m512i hi_idx = _mm512_add_epi16(lo_idx, _mm512_set1_epi16(16));
-    for (int jp = 0; jp < LP2; jp++) {
-        const uint16_t *a = v + (size_t)(2 * jp) * kv_stride;
-        const uint16_t *b = 2 * jp + 1 < L ? a + kv_stride : NULL;
-        uint32_t *o = v2 + (size_t)jp * D;
-        for (int d0 = 0; d0 < D; d0 += 32) {
-            const __m512i av = _mm512_loadu_si512((const void *)(a + d0));
-            const __m512i bv =
-                b ? _mm512_loadu_si512((const void *)(b + d0)) : _mm512_setzero_si512();
-            _mm512_storeu_si512((void *)(o + d0), _mm512_permutex2var_epi16(av, lo_idx, bv));
-            _mm512_storeu_si512((void *)(o + d0 + 16), _mm512_permutex2var_epi16(av, hi_idx, bv));
-        }
-    }
-    for (int i0 = 0; i0 < Lq; i0 += 4) {
-        const int nr = Lq - i0 < 4 ? Lq - i0 : 4;
-        const uint32_t *qr[4];
-        float *orow[4];
-        for (int r = 0; r < 4; r++) {
-            const int i = i0 + (r < nr ? r : nr - 1);
-            qr[r] = (const uint32_t *)(q + (size_t)i * q_stride);
-            orow[r] = out + (size_t)i * out_stride;
-        }
-        for (int j0 = 0; j0 < Lp; j0 += 64) {
-            const int nv = (Lp - j0) / 16 < 4 ? (Lp - j0) / 16 : 4;
-            switch (nv) {
-                case 1:
-                    scores4_bf16(qr, kt2, Lp, DP, j0, 1, scale, sc);
-                    break;
-                case 2:
-                    scores4_bf16(qr, kt2, Lp, DP, j0, 2, scale, sc);
-                    break;
-                case 3:
-                    scores4_bf16(qr, kt2, Lp, DP, j0, 3, scale, sc);
-                    break;
-                default:
-                    scores4_bf16(qr, kt2, Lp, DP, j0, 4, scale, sc);
-                    break;
-            }
-        }
-        float inv[4];
-        for (int r = 0; r < 4; r++) {
-            float *row = sc + (size_t)r * Lp;
-            inv[r] = softmax_unnorm(row, L, NV);
-            for (int j = 0; j < Lp; j += 32)
-                _mm512_storeu_si512((void *)(pb + (size_t)r * pitch + j / 2),
-                                    (__m512i)_mm512_cvtne2ps_pbh(j + 16 < Lp
-                                                                     ? _mm512_loadu_ps(row + j + 16)
-                                                                     : _mm512_setzero_ps(),
-                                                                 _mm512_loadu_ps(row + j)));
-        }
-        pv4_bf16(pb, pitch, inv, v2, LP2, ND, orow, nr);
-    }
-}
 #endif
 #endif
 
@@ -549,15 +424,171 @@ void ragd_attention_head(const float *q, size_t q_stride, int Lq, const float *k
     }
 }
 
+#ifdef ATT_BF16
+typedef struct __attribute__((packed)) att_tilecfg {
+    uint8_t palette, start_row;
+    uint8_t reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} att_tilecfg;
+
+/* The same on AMX tiles, 16 query rows at a time: S = Q K^T with K as pair-words transposed
+ * (kt2, the B layout AMX wants), softmax in AVX-512, O = P V with V's rows interleaved in
+ * pairs (v2). Keys are padded to 32 with zeros. */
+__attribute__((target("amx-tile,amx-bf16,avx512f,avx512bf16,avx512bw,avx512vl"))) static void
+attention_amx(const uint16_t *q, size_t q_stride, int Lq, const uint16_t *k, const uint16_t *v,
+              size_t kv_stride, int L, float *out, size_t out_stride, int D, float scale,
+              float *scratch) {
+    const int NV = (L + 15) / 16, Lp = NV * 16, DP = D / 2, ND = D / 16;
+    const int pitch = (Lp + 31) / 32 * 16;               /* key pairs, padded to 16 */
+    uint32_t *kt2 = (uint32_t *)scratch;                 /* DP x Lp */
+    float *sc = (float *)(kt2 + (size_t)DP * Lp);        /* 16 x Lp */
+    uint32_t *pb = (uint32_t *)(sc + 16 * Lp);           /* 16 x pitch */
+    uint32_t *v2 = pb + 16 * pitch;                      /* pitch x D */
+    uint16_t *qb = (uint16_t *)(v2 + (size_t)pitch * D); /* 16 x D */
+    float *ob = (float *)(qb + 16 * D);                  /* 16 x D */
+    for (int j0 = 0; j0 < Lp; j0 += 16)
+        for (int p0 = 0; p0 < DP; p0 += 16) {
+            __m512 r[16];
+            for (int j = 0; j < 16; j++)
+                r[j] = _mm512_maskz_loadu_ps(j0 + j < L ? (__mmask16)0xffff : 0,
+                                             k + (size_t)(j0 + j < L ? j0 + j : 0) * kv_stride +
+                                                 2 * p0);
+            transpose16(r);
+            for (int i = 0; i < 16; i++)
+                _mm512_storeu_ps((float *)(kt2 + (size_t)(p0 + i) * Lp + j0), r[i]);
+        }
+    const __m512i lo_idx =
+        _mm512_set_epi16(47, 15, 46, 14, 45, 13, 44, 12, 43, 11, 42, 10, 41, 9, 40, 8, 39, 7, 38, 6,
+                         37, 5, 36, 4, 35, 3, 34, 2, 33, 1, 32, 0);
+    const __m512i hi_idx = _mm512_add_epi16(lo_idx, _mm512_set1_epi16(16));
+    for (int jp = 0; jp < pitch; jp++) {
+        uint32_t *o = v2 + (size_t)jp * D;
+        const uint16_t *a = 2 * jp < L ? v + (size_t)(2 * jp) * kv_stride : NULL;
+        const uint16_t *b = 2 * jp + 1 < L ? v + (size_t)(2 * jp + 1) * kv_stride : NULL;
+        for (int d0 = 0; d0 < D; d0 += 32) {
+            const __m512i av =
+                a ? _mm512_loadu_si512((const void *)(a + d0)) : _mm512_setzero_si512();
+            const __m512i bv =
+                b ? _mm512_loadu_si512((const void *)(b + d0)) : _mm512_setzero_si512();
+            _mm512_storeu_si512((void *)(o + d0), _mm512_permutex2var_epi16(av, lo_idx, bv));
+            _mm512_storeu_si512((void *)(o + d0 + 16), _mm512_permutex2var_epi16(av, hi_idx, bv));
+        }
+    }
+    att_tilecfg cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) {
+        cfg.rows[t] = 16;
+        cfg.colsb[t] = 64;
+    }
+    _tile_loadconfig(&cfg);
+    const size_t kts = (size_t)Lp * 4, scs = (size_t)Lp * 4, v2s = (size_t)D * 4;
+    for (int i0 = 0; i0 < Lq; i0 += 16) {
+        const int nr = Lq - i0 < 16 ? Lq - i0 : 16;
+        for (int r = 0; r < 16; r++)
+            for (int d = 0; d < D; d += 32)
+                _mm512_storeu_si512(
+                    (void *)(qb + (size_t)r * D + d),
+                    r < nr ? _mm512_loadu_si512((const void *)(q + (size_t)(i0 + r) * q_stride + d))
+                           : _mm512_setzero_si512());
+        /* scores, 4 key blocks (64 keys) at a time */
+        for (int j0 = 0; j0 < Lp; j0 += 64) {
+            const int nb = (Lp - j0) / 16 < 4 ? (Lp - j0) / 16 : 4;
+            _tile_zero(0);
+            _tile_zero(1);
+            _tile_zero(2);
+            _tile_zero(3);
+            for (int p0 = 0; p0 < DP; p0 += 16) {
+                _tile_loadd(4, qb + 2 * p0, (size_t)D * 2);
+                const uint32_t *bt = kt2 + (size_t)p0 * Lp + j0;
+                _tile_loadd(5, bt, kts);
+                _tile_dpbf16ps(0, 4, 5);
+                if (nb > 1) {
+                    _tile_loadd(6, bt + 16, kts);
+                    _tile_dpbf16ps(1, 4, 6);
+                }
+                if (nb > 2) {
+                    _tile_loadd(5, bt + 32, kts);
+                    _tile_dpbf16ps(2, 4, 5);
+                }
+                if (nb > 3) {
+                    _tile_loadd(6, bt + 48, kts);
+                    _tile_dpbf16ps(3, 4, 6);
+                }
+            }
+            _tile_stored(0, sc + j0, scs);
+            if (nb > 1) _tile_stored(1, sc + j0 + 16, scs);
+            if (nb > 2) _tile_stored(2, sc + j0 + 32, scs);
+            if (nb > 3) _tile_stored(3, sc + j0 + 48, scs);
+        }
+        float inv[16];
+        const __m512 sv = _mm512_set1_ps(scale);
+        for (int r = 0; r < 16; r++) {
+            float *row = sc + (size_t)r * Lp;
+            uint32_t *prow = pb + (size_t)r * pitch;
+            if (r >= nr) {
+                for (int j = 0; j < pitch; j += 16)
+                    _mm512_storeu_si512((void *)(prow + j), _mm512_setzero_si512());
+                continue;
+            }
+            for (int j = 0; j < Lp; j += 16)
+                _mm512_storeu_ps(row + j, _mm512_mul_ps(_mm512_loadu_ps(row + j), sv));
+            inv[r] = softmax_unnorm(row, L, NV);
+            for (int j = 0; j < 2 * pitch; j += 32)
+                _mm512_storeu_si512(
+                    (void *)(prow + j / 2),
+                    (__m512i)_mm512_cvtne2ps_pbh(
+                        j + 16 < Lp ? _mm512_loadu_ps(row + j + 16) : _mm512_setzero_ps(),
+                        j < Lp ? _mm512_loadu_ps(row + j) : _mm512_setzero_ps()));
+        }
+        /* O = P V, all ND column blocks at once */
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+        for (int jp0 = 0; jp0 < pitch; jp0 += 16) {
+            _tile_loadd(4, pb + jp0, (size_t)pitch * 4);
+            const uint32_t *bt = v2 + (size_t)jp0 * D;
+            _tile_loadd(5, bt, v2s);
+            _tile_dpbf16ps(0, 4, 5);
+            _tile_loadd(6, bt + 16, v2s);
+            _tile_dpbf16ps(1, 4, 6);
+            if (ND > 2) {
+                _tile_loadd(5, bt + 32, v2s);
+                _tile_dpbf16ps(2, 4, 5);
+                _tile_loadd(6, bt + 48, v2s);
+                _tile_dpbf16ps(3, 4, 6);
+            }
+        }
+        _tile_stored(0, ob, v2s);
+        _tile_stored(1, ob + 16, v2s);
+        if (ND > 2) {
+            _tile_stored(2, ob + 32, v2s);
+            _tile_stored(3, ob + 48, v2s);
+        }
+        for (int r = 0; r < nr; r++) {
+            const __m512 iv = _mm512_set1_ps(inv[r]);
+            for (int e = 0; e < ND; e++)
+                _mm512_storeu_ps(out + (size_t)(i0 + r) * out_stride + 16 * e,
+                                 _mm512_mul_ps(_mm512_loadu_ps(ob + (size_t)r * D + 16 * e), iv));
+        }
+    }
+    _tile_release();
+}
+#endif
+
 size_t ragd_attention_bf16_scratch_floats(int L, int D) {
     const size_t Lp = ((size_t)L + 15) / 16 * 16;
     const size_t pitch = (Lp + 31) / 32 * 16;
-    return (size_t)D / 2 * Lp + 4 * Lp + 4 * pitch + (Lp / 2 + 1) * (size_t)D + 64;
+    /* kt2, sc, pb, v2, qb, ob of attention_amx */
+    return (size_t)D / 2 * Lp + 16 * Lp + 16 * pitch + pitch * (size_t)D + 8 * (size_t)D +
+           16 * (size_t)D + 64;
 }
 
 bool ragd_attention_bf16_supported(int D) {
 #ifdef ATT_BF16
-    return D % 32 == 0 && D >= 32 && D <= 64;
+    return D % 32 == 0 && D >= 32 && D <= 64 && ragd_amx_available();
 #else
     return D < 0;
 #endif
@@ -567,10 +598,8 @@ void ragd_attention_head_bf16(const uint16_t *q, size_t q_stride, int Lq, const 
                               const uint16_t *v, size_t kv_stride, int L, float *out,
                               size_t out_stride, int D, float scale, float *scratch) {
 #ifdef ATT_BF16
-    if (D == 64)
-        attention_bf16(q, q_stride, Lq, k, v, kv_stride, L, out, out_stride, D, scale, scratch, 4);
-    else if (D == 32)
-        attention_bf16(q, q_stride, Lq, k, v, kv_stride, L, out, out_stride, D, scale, scratch, 2);
+    if (D == 64 || D == 32)
+        attention_amx(q, q_stride, Lq, k, v, kv_stride, L, out, out_stride, D, scale, scratch);
 #else
     (void)q, (void)q_stride, (void)Lq, (void)k, (void)v, (void)kv_stride, (void)L, (void)out;
     (void)out_stride, (void)D, (void)scale, (void)scratch;

@@ -45,9 +45,11 @@ void ragd_attention_head(const float *q, size_t q_stride, int Lq, const float *k
                          size_t kv_stride, int L, const float *qb, const float *kb, const float *vb,
                          float *out, size_t out_stride, int D, float scale, float *scratch);
 
-/* The same with q, k, v in bf16 (row strides in elements), through bf16 dot products with
- * f32 accumulation (the softmax weights are rounded to bf16 too); no biases. Only for head
- * dims ragd_attention_bf16_supported accepts (32 or 64, AVX512-BF16 builds); any L.
+/* The same with q, k, v in bf16 (row strides in elements, even), on AMX tiles: 16 query
+ * rows at a time, S = Q K^T and O = P V as tile products with f32 accumulation (the softmax
+ * weights P are rounded to bf16), softmax in AVX-512; no biases; any L. Only where
+ * ragd_attention_bf16_supported(D) (head dim 32 or 64, AVX512-BF16 build, AMX granted);
+ * loads and releases the calling thread's tile configuration.
  * scratch: ragd_attention_bf16_scratch_floats(L, D) floats. */
 void ragd_attention_head_bf16(const uint16_t *q, size_t q_stride, int Lq, const uint16_t *k,
                               const uint16_t *v, size_t kv_stride, int L, float *out,
