@@ -649,6 +649,7 @@ static void run_layer(fwd *f, ragd_pool *pool, const bert_layer *ly, bool cls_on
              bf ? ly->bqkv + H : NULL, 0, f->qkv + H, 3 * H, f->qkvb, NULL);
     }
     if (!bf) ragd_pool_run(pool, n_tasks(f, T), task_qkv_bias, f);
+    const uint64_t ta = ragd_now_ns();
     ragd_pool_run(pool, (size_t)n * c->heads, task_attention, f);
     if (!cls_only && !bf) {
         /* long sequences: S = Q K^T / sqrt(D) and O = softmax(S) V per head through sgemm */
@@ -674,6 +675,7 @@ static void run_layer(fwd *f, ragd_pool *pool, const bert_layer *ly, bool cls_on
             f->m->stats.gemm_flops += 4.0 * c->heads * (double)L * L * D;
         }
     }
+    f->m->stats.attn_ns += ragd_now_ns() - ta;
     const int rows = cls_only ? n : T;
     f->rows = cls_only ? f->xc : f->x;
     f->add = f->tmp;
