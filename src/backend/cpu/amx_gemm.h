@@ -1,6 +1,7 @@
-/* amx_gemm.h - bf16 GEMM on Intel AMX tiles (Sapphire Rapids and later): C = A . W^T with A
- * in f32 (converted to bf16 on the fly), W pre-packed once into the tile (VNNI) layout, f32
- * accumulation and output. Used by the BERT encoder's optional bf16 mode (model/bert.h).
+/* amx_gemm.h - bf16 GEMM on Intel AMX tiles (Sapphire Rapids and later): C = A . W^T (or
+ * C += A . W^T) with A in bf16 (or f32, converted first), W pre-packed once into the tile (VNNI)
+ * layout, f32 accumulation, f32 or bf16 output with a bias / GELU epilogue and a per-row-block
+ * callback. Used by the BERT encoder's optional bf16 mode (model/bert.h).
  * Needs N % 32 == 0 and K % 32 == 0 (true for BERT shapes); any M.
  * Thread-safety: packed weights are immutable; ragd_amx_gemm calls run on the pool (each
  * task configures the tiles of the thread it runs on).

@@ -1,8 +1,10 @@
 /* bert_ops.h - fused CPU kernels of the BERT encoder (src/model/bert.c): bias + exact (erf)
- * GELU, bias + residual + LayerNorm, and one attention head of one packed sequence
- * (scores, softmax, weighted sum) without materialising the L x L matrix beyond one row.
- * Plain C written so GCC vectorises the inner loops (no reductions across lanes in the hot
- * loops). Thread-safety: pure functions on caller-owned memory.
+ * GELU, bias + residual + LayerNorm (optionally with a bf16 copy), bf16 stores, and one
+ * attention head of one packed sequence (scores, softmax, weighted sum) in f32 or, for the
+ * bf16 mode, with bf16 inputs on AMX tiles. AVX-512 paths where the build has it (the same
+ * arithmetic element by element whatever the position), plain C otherwise.
+ * Thread-safety: pure functions on caller-owned memory (the bf16 attention loads and releases
+ * the calling thread's tile configuration).
  */
 #ifndef RAGD_BACKEND_CPU_BERT_OPS_H
 #define RAGD_BACKEND_CPU_BERT_OPS_H
