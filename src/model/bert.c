@@ -329,6 +329,11 @@ int ragd_bert_set_precision(ragd_bert *m, ragd_bert_precision p, ragd_err *err) 
         if (H % 32 || F % 32)
             return ragd_err_set(err, RAGD_EUNSUPPORTED,
                                 "bf16 embeddings need hidden and ffn sizes divisible by 32");
+        if (!ragd_attention_bf16_supported(H / m->cfg.heads))
+            return ragd_err_set(err, RAGD_EUNSUPPORTED,
+                                "bf16 embeddings need a head size of 32 or 64 (this one: %d) "
+                                "and a build with AVX512-BF16",
+                                H / m->cfg.heads);
     }
     pthread_mutex_lock(&m->mu);
     int rc = RAGD_OK;
@@ -429,21 +434,25 @@ typedef struct fwd {
     ragd_bert *m;
     const int32_t *ids, *lens;
     int n_seq, T, max_len, n_threads;
-    int *offs;             /* first token of each sequence */
-    int *tpos;             /* position of each token within its sequence */
-    float *x;              /* T x H hidden states */
-    float *qkv;            /* T x 3H */
-    float *ctx;            /* T x H attention output */
-    float *tmp;            /* T x H */
-    float *ffn;            /* T x F */
-    float *xc, *qc, *ctxc; /* n_seq x H: [CLS] rows of the last layer */
-    float *att;            /* n_threads x (max_len * (D + 1)) */
-    float *scores;         /* heads x max_len x max_len: scores of long sequences */
-    int cur_seq;           /* the sequence whose scores are being normalised */
+    int *offs;                   /* first token of each sequence */
+    int *tpos;                   /* position of each token within its sequence */
+    float *x;                    /* T x H hidden states */
+    float *qkv;                  /* T x 3H */
+    float *ctx;                  /* T x H attention output */
+    float *tmp;                  /* T x H */
+    float *ffn;                  /* T x F */
+    float *xc, *qc, *ctxc;       /* n_seq x H: [CLS] rows of the last layer */
+    float *att;                  /* n_threads x att_stride: attention scratch */
+    size_t att_stride, att_need; /* per thread; att_need: ragd_attention_head's part */
+    float *scores;               /* heads x max_len x max_len: scores of long sequences */
+    int cur_seq;                 /* the sequence whose scores are being normalised */
     /* per-stage arguments */
     ragd_pool *pool;
     void *amx_scratch;
     uint16_t *xb, *fb; /* bf16 mode: bf16 copies of the hidden states / FFN activations */
+    uint16_t *cb;      /* bf16 mode: attention output (ctx or ctxc) in bf16, the o-proj input */
+    uint16_t *qkvb;    /* bf16 mode: Q, K, V (T x 3H; the [CLS] layer: K, V as T x 2H) */
+    uint16_t *qcb;     /* bf16 mode, [CLS] layer: the queries (n_seq x H) */
     const bert_layer *layer;
     float *rows; /* x or xc */
     float *add;  /* tmp */
@@ -455,25 +464,17 @@ typedef struct fwd {
  * with the bias / GELU epilogue and optionally bf16 output (Cb); f32 mode: OpenBLAS (the
  * epilogue arguments must be unused: callers run separate passes). */
 static void gemm(fwd *f, int M, int N, int K, const float *A, int lda, const uint16_t *Ab,
-                 const float *W, const ragd_amx_weight *aw, const float *bias, bool gelu, float *C,
-                 int ldc, uint16_t *Cb, ragd_amx_rows_fn rows_fn) {
+                 const float *W, const ragd_amx_weight *aw, const float *bias, unsigned flags,
+                 float *C, int ldc, uint16_t *Cb, ragd_amx_rows_fn rows_fn) {
     uint64_t t0 = ragd_now_ns();
     if (f->m->precision == RAGD_BERT_BF16)
-        ragd_amx_gemm_ex(f->pool, M, A, lda, Ab, aw, bias, gelu, C, ldc, Cb, rows_fn, f,
+        ragd_amx_gemm_ex(f->pool, M, A, lda, Ab, aw, bias, flags, C, ldc, Cb, rows_fn, f,
                          f->amx_scratch);
     else
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, lda, W, K, 0.0f, C,
                     ldc);
     f->m->stats.gemm_ns += ragd_now_ns() - t0;
     f->m->stats.gemm_flops += 2.0 * M * N * K;
-}
-
-/* bf16 mode: the bf16 copy of a hidden-state row, the next GEMM's input. */
-static void store_bf16_row(fwd *f, int r, const float *x) {
-    if (!f->xb) return;
-    const int H = f->m->cfg.hidden;
-    uint16_t *o = f->xb + (size_t)r * H;
-    for (int d = 0; d < H; d++) o[d] = ragd_f32_to_bf16(x[d]);
 }
 
 static void task_embed(void *ctx, size_t i, int tid) {
@@ -487,8 +488,8 @@ static void task_embed(void *ctx, size_t i, int tid) {
         const float *w = m->word + (size_t)f->ids[t] * H;
         const float *p = m->pos + (size_t)f->tpos[t] * H;
         for (int d = 0; d < H; d++) x[d] = w[d] + p[d] + m->type[d];
-        ragd_add_layernorm(x, NULL, NULL, m->emb_g, m->emb_b, (size_t)H, m->cfg.ln_eps);
-        store_bf16_row(f, t, x);
+        ragd_add_layernorm_bf16(x, NULL, NULL, m->emb_g, m->emb_b, (size_t)H, m->cfg.ln_eps,
+                                f->xb ? f->xb + (size_t)t * H : NULL);
     }
 }
 
@@ -501,11 +502,30 @@ static void task_attention(void *ctx, size_t i, int tid) {
     const int H = c->hidden, nh = c->heads, D = H / nh;
     const int s = (int)i / nh, h = (int)i % nh;
     const int off = f->offs[s], L = f->lens[s];
+    float *scratch = f->att + (size_t)tid * f->att_stride;
+    const float scale = 1.0f / sqrtf((float)D);
+    if (f->qkvb) {
+        /* bf16 mode: Q, K, V come in bf16 (any length); the output goes to this thread's
+         * buffer and only its bf16 copy (the o-projection's input) to memory */
+        float *obuf = scratch + f->att_need;
+        if (f->cls_only) {
+            const uint16_t *k = f->qkvb + (size_t)off * 2 * H + h * D;
+            ragd_attention_head_bf16(f->qcb + (size_t)s * H + h * D, (size_t)H, 1, k, k + H,
+                                     (size_t)2 * H, L, obuf, (size_t)D, D, scale, scratch);
+            ragd_bf16_store(f->cb + (size_t)s * H + h * D, obuf, (size_t)D);
+        } else {
+            const uint16_t *q = f->qkvb + (size_t)off * 3 * H + h * D;
+            ragd_attention_head_bf16(q, (size_t)3 * H, L, q + H, q + 2 * H, (size_t)3 * H, L, obuf,
+                                     (size_t)D, D, scale, scratch);
+            for (int j = 0; j < L; j++)
+                ragd_bf16_store(f->cb + (size_t)(off + j) * H + h * D, obuf + (size_t)j * D,
+                                (size_t)D);
+        }
+        return;
+    }
     if (!f->cls_only && L >= BERT_GEMM_ATTN_MIN_LEN) return; /* done with GEMMs */
     const float *k = f->qkv + (size_t)off * 3 * H + H + h * D;
     const float *v = k + H;
-    float *scratch = f->att + (size_t)tid * f->max_len * (D + 1);
-    const float scale = 1.0f / sqrtf((float)D);
     if (f->cls_only) {
         ragd_attention_head(f->qc + (size_t)s * H + h * D, (size_t)H, 1, k, v, (size_t)3 * H, L,
                             NULL, NULL, NULL, f->ctxc + (size_t)s * H + h * D, (size_t)H, D, scale,
@@ -548,9 +568,9 @@ static void task_ln1(void *ctx, size_t i, int tid) {
     int r0 = (int)i * f->rows_per_task, r1 = r0 + f->rows_per_task;
     if (r1 > f->n_rows) r1 = f->n_rows;
     for (int r = r0; r < r1; r++) {
-        ragd_add_layernorm(f->rows + (size_t)r * H, f->add + (size_t)r * H, f->layer->bo,
-                           f->layer->ln1_g, f->layer->ln1_b, (size_t)H, f->m->cfg.ln_eps);
-        store_bf16_row(f, r, f->rows + (size_t)r * H);
+        ragd_add_layernorm_bf16(f->rows + (size_t)r * H, f->add ? f->add + (size_t)r * H : NULL,
+                                f->layer->bo, f->layer->ln1_g, f->layer->ln1_b, (size_t)H,
+                                f->m->cfg.ln_eps, f->xb ? f->xb + (size_t)r * H : NULL);
     }
 }
 
@@ -560,9 +580,9 @@ static void task_ln2(void *ctx, size_t i, int tid) {
     int r0 = (int)i * f->rows_per_task, r1 = r0 + f->rows_per_task;
     if (r1 > f->n_rows) r1 = f->n_rows;
     for (int r = r0; r < r1; r++) {
-        ragd_add_layernorm(f->rows + (size_t)r * H, f->add + (size_t)r * H, f->layer->b2,
-                           f->layer->ln2_g, f->layer->ln2_b, (size_t)H, f->m->cfg.ln_eps);
-        store_bf16_row(f, r, f->rows + (size_t)r * H);
+        ragd_add_layernorm_bf16(f->rows + (size_t)r * H, f->add ? f->add + (size_t)r * H : NULL,
+                                f->layer->b2, f->layer->ln2_g, f->layer->ln2_b, (size_t)H,
+                                f->m->cfg.ln_eps, f->xb ? f->xb + (size_t)r * H : NULL);
     }
 }
 
@@ -587,9 +607,9 @@ static void rows_ln1(void *ctx, int r0, int n) {
     fwd *f = ctx;
     const int H = f->m->cfg.hidden;
     for (int r = r0; r < r0 + n; r++) {
-        ragd_add_layernorm(f->rows + (size_t)r * H, f->add + (size_t)r * H, f->layer->bo,
-                           f->layer->ln1_g, f->layer->ln1_b, (size_t)H, f->m->cfg.ln_eps);
-        store_bf16_row(f, r, f->rows + (size_t)r * H);
+        ragd_add_layernorm_bf16(f->rows + (size_t)r * H, f->add ? f->add + (size_t)r * H : NULL,
+                                f->layer->bo, f->layer->ln1_g, f->layer->ln1_b, (size_t)H,
+                                f->m->cfg.ln_eps, f->xb ? f->xb + (size_t)r * H : NULL);
     }
 }
 
@@ -597,9 +617,9 @@ static void rows_ln2(void *ctx, int r0, int n) {
     fwd *f = ctx;
     const int H = f->m->cfg.hidden;
     for (int r = r0; r < r0 + n; r++) {
-        ragd_add_layernorm(f->rows + (size_t)r * H, f->add + (size_t)r * H, f->layer->b2,
-                           f->layer->ln2_g, f->layer->ln2_b, (size_t)H, f->m->cfg.ln_eps);
-        store_bf16_row(f, r, f->rows + (size_t)r * H);
+        ragd_add_layernorm_bf16(f->rows + (size_t)r * H, f->add ? f->add + (size_t)r * H : NULL,
+                                f->layer->b2, f->layer->ln2_g, f->layer->ln2_b, (size_t)H,
+                                f->m->cfg.ln_eps, f->xb ? f->xb + (size_t)r * H : NULL);
     }
 }
 
@@ -611,22 +631,27 @@ static void run_layer(fwd *f, ragd_pool *pool, const bert_layer *ly, bool cls_on
     f->cls_only = cls_only;
     /* bf16: the biases ride in the GEMM epilogues, inputs come as bf16 copies (f->xb) */
     if (!cls_only) {
-        gemm(f, T, 3 * H, H, f->x, H, f->xb, ly->wqkv, &ly->aqkv, bf ? ly->bqkv : NULL, false,
-             f->qkv, 3 * H, NULL, NULL);
+        gemm(f, T, 3 * H, H, f->x, H, f->xb, ly->wqkv, &ly->aqkv, bf ? ly->bqkv : NULL, 0, f->qkv,
+             3 * H, f->qkvb, NULL);
     } else {
         /* only [CLS] needs a query and everything after attention */
         const ragd_amx_weight q_rows = ragd_amx_rows(&ly->aqkv, 0, H);
         const ragd_amx_weight kv_rows = ragd_amx_rows(&ly->aqkv, H, 2 * H);
-        for (int s = 0; s < n; s++)
+        for (int s = 0; s < n; s++) {
             memcpy(f->xc + (size_t)s * H, f->x + (size_t)f->offs[s] * H, (size_t)H * sizeof(float));
-        gemm(f, n, H, H, f->xc, H, NULL, ly->wqkv, &q_rows, bf ? ly->bqkv : NULL, false, f->qc, H,
-             NULL, NULL);
+            if (bf) /* the Q GEMM's bf16 input: the same rows of xb, gathered */
+                memcpy(f->cb + (size_t)s * H, f->xb + (size_t)f->offs[s] * H,
+                       (size_t)H * sizeof(uint16_t));
+        }
+        gemm(f, n, H, H, f->xc, H, f->cb, ly->wqkv, &q_rows, bf ? ly->bqkv : NULL, 0, f->qc, H,
+             f->qcb, NULL);
         gemm(f, T, 2 * H, H, f->x, H, f->xb, ly->wqkv + (size_t)H * H, &kv_rows,
-             bf ? ly->bqkv + H : NULL, false, f->qkv + H, 3 * H, NULL, NULL);
+             bf ? ly->bqkv + H : NULL, 0, f->qkv + H, 3 * H, f->qkvb, NULL);
     }
     if (!bf) ragd_pool_run(pool, n_tasks(f, T), task_qkv_bias, f);
+    const uint64_t ta = ragd_now_ns();
     ragd_pool_run(pool, (size_t)n * c->heads, task_attention, f);
-    if (!cls_only) {
+    if (!cls_only && !bf) {
         /* long sequences: S = Q K^T / sqrt(D) and O = softmax(S) V per head through sgemm */
         const int D = H / c->heads;
         const float scale = 1.0f / sqrtf((float)D);
@@ -650,22 +675,28 @@ static void run_layer(fwd *f, ragd_pool *pool, const bert_layer *ly, bool cls_on
             f->m->stats.gemm_flops += 4.0 * c->heads * (double)L * L * D;
         }
     }
+    f->m->stats.attn_ns += ragd_now_ns() - ta;
     const int rows = cls_only ? n : T;
     f->rows = cls_only ? f->xc : f->x;
     f->add = f->tmp;
     const float *ctx = cls_only ? f->ctxc : f->ctx;
     if (bf) {
         /* residual + LayerNorm run in the epilogues of the output and FFN-down GEMMs */
-        gemm(f, rows, H, H, ctx, H, NULL, ly->wo, &ly->ao, NULL, false, f->tmp, H, NULL, rows_ln1);
-        gemm(f, rows, F, H, NULL, 0, f->xb, ly->w1, &ly->a1, ly->b1, true, NULL, 0, f->fb, NULL);
-        gemm(f, rows, H, F, NULL, 0, f->fb, ly->w2, &ly->a2, NULL, false, f->tmp, H, NULL,
+        /* residual + LayerNorm: the output and FFN-down GEMMs accumulate onto the hidden
+         * states (their tiles start from them) and LayerNorm runs in their epilogues */
+        f->add = NULL;
+        gemm(f, rows, H, H, ctx, H, f->cb, ly->wo, &ly->ao, NULL, RAGD_AMX_ACC, f->rows, H, NULL,
+             rows_ln1);
+        gemm(f, rows, F, H, NULL, 0, f->xb, ly->w1, &ly->a1, ly->b1, RAGD_AMX_GELU, NULL, 0, f->fb,
+             NULL);
+        gemm(f, rows, H, F, NULL, 0, f->fb, ly->w2, &ly->a2, NULL, RAGD_AMX_ACC, f->rows, H, NULL,
              rows_ln2);
     } else {
-        gemm(f, rows, H, H, ctx, H, NULL, ly->wo, &ly->ao, NULL, false, f->tmp, H, NULL, NULL);
+        gemm(f, rows, H, H, ctx, H, NULL, ly->wo, &ly->ao, NULL, 0, f->tmp, H, NULL, NULL);
         ragd_pool_run(pool, n_tasks(f, rows), task_ln1, f);
-        gemm(f, rows, F, H, f->rows, H, NULL, ly->w1, &ly->a1, NULL, false, f->ffn, F, NULL, NULL);
+        gemm(f, rows, F, H, f->rows, H, NULL, ly->w1, &ly->a1, NULL, 0, f->ffn, F, NULL, NULL);
         ragd_pool_run(pool, n_tasks(f, rows), task_gelu, f);
-        gemm(f, rows, H, F, f->ffn, F, NULL, ly->w2, &ly->a2, NULL, false, f->tmp, H, NULL, NULL);
+        gemm(f, rows, H, F, f->ffn, F, NULL, ly->w2, &ly->a2, NULL, 0, f->tmp, H, NULL, NULL);
         ragd_pool_run(pool, n_tasks(f, rows), task_ln2, f);
     }
 }
@@ -709,14 +740,23 @@ int ragd_bert_forward(ragd_bert *m, ragd_pool *pool, const int32_t *ids, const i
     }
 #endif
     /* one scratch block: x, qkv, ctx, tmp, ffn, xc, qc, ctxc, att, offs, tpos */
+    const bool bf = m->precision == RAGD_BERT_BF16;
+    const size_t att_need = ((bf ? ragd_attention_bf16_scratch_floats(max_len, (int)D)
+                                 : ragd_attention_scratch_floats(max_len, (int)D)) +
+                             15) /
+                            16 * 16;
+    const size_t att_stride =
+        att_need + (m->precision == RAGD_BERT_BF16 ? (size_t)max_len * D + 16 : 0);
     size_t nf = T * H * 4 + T * 3 * H + T * F + 3 * (size_t)n_seq * H +
-                (size_t)n_threads * (size_t)max_len * (D + 1) +
+                (size_t)n_threads * att_stride +
                 (size_t)c->heads * (size_t)max_len * (size_t)max_len + (size_t)n_seq + T + 64;
     const size_t amx_bytes =
         m->precision == RAGD_BERT_BF16 ? ragd_amx_scratch_bytes((int)T, c->ffn) : 0;
     const size_t Tp = (T + 31) / 32 * 32;
     const size_t bf_floats = m->precision == RAGD_BERT_BF16
-                                 ? (Tp * H + Tp * F) * sizeof(uint16_t) / sizeof(float) + 32
+                                 ? (2 * Tp * H + Tp * F + Tp * 3 * H + ((size_t)n_seq + 32) * H) *
+                                           sizeof(uint16_t) / sizeof(float) +
+                                       32
                                  : 0;
     nf += amx_bytes / sizeof(float) + 32 + bf_floats;
     if (nf > m->buf_cap) {
@@ -744,12 +784,17 @@ int ragd_bert_forward(ragd_bert *m, ragd_pool *pool, const int32_t *ids, const i
     f.xc = p, p += (size_t)n_seq * H;
     f.qc = p, p += (size_t)n_seq * H;
     f.ctxc = p, p += (size_t)n_seq * H;
-    f.att = p, p += (size_t)n_threads * (size_t)max_len * (D + 1);
+    f.att = p, p += (size_t)n_threads * att_stride;
+    f.att_stride = att_stride;
+    f.att_need = att_need;
     f.scores = p, p += (size_t)c->heads * (size_t)max_len * (size_t)max_len;
     f.amx_scratch = p, p += amx_bytes / sizeof(float) + 16;
     if (bf_floats) {
         f.xb = (uint16_t *)(((uintptr_t)p + 63) & ~(uintptr_t)63);
         f.fb = f.xb + Tp * H;
+        f.cb = f.fb + Tp * F;
+        f.qkvb = f.cb + Tp * H;
+        f.qcb = f.qkvb + Tp * 3 * H;
         p += bf_floats;
     }
     f.offs = (int *)p, p += n_seq;

@@ -45,6 +45,7 @@ typedef struct ragd_bert ragd_bert;
 /* Time and work of the forward passes so far (benchmarks report GEMM efficiency). */
 typedef struct ragd_bert_stats {
     uint64_t forward_ns, gemm_ns;
+    uint64_t attn_ns; /* the attention stage (f32: includes the long sequences' sgemms) */
     double gemm_flops;
     uint64_t tokens, sequences, calls;
 } ragd_bert_stats;

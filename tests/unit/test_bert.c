@@ -255,6 +255,114 @@ static void test_kernels(void **state) {
     assert_true(fabs(y[2] - 1.5 * 0.5 * (1 + erf(1.5 / sqrt(2)))) < 1e-6);
 }
 
+/* One attention head against a double-precision reference: every path of
+ * ragd_attention_head (short sequences with 1-4 vectors of keys and head dims of 16-64, one
+ * query row of a long sequence, biases and wide heads through the generic code). */
+static void test_attention_head(void **state) {
+    (void)state;
+    const int Ls[] = {1, 2, 5, 16, 17, 20, 33, 48, 63, 64, 100, 300};
+    const int Ds[] = {16, 32, 48, 64, 128, 24};
+    uint32_t s = 11;
+    double worst = 0;
+    for (size_t li = 0; li < sizeof Ls / sizeof *Ls; li++)
+        for (size_t di = 0; di < sizeof Ds / sizeof *Ds; di++)
+            for (int variant = 0; variant < 3; variant++) {
+                const int L = Ls[li], D = Ds[di], stride = 3 * D + 5;
+                const int Lq = variant == 1 ? 1 : L;
+                const bool bias = variant == 2;
+                if (L > 64 && variant == 0 && D != 64) continue; /* keep it quick */
+                float *qkv = malloc((size_t)L * stride * sizeof(float));
+                float *b = malloc((size_t)3 * D * sizeof(float));
+                float *out = malloc((size_t)L * (D + 3) * sizeof(float));
+                float *scratch = malloc(ragd_attention_scratch_floats(L, D) * sizeof(float));
+                for (int i = 0; i < L * stride; i++) {
+                    s = s * 1664525u + 1013904223u;
+                    qkv[i] = (float)(s >> 8) / 16777216.0f * 4.0f - 2.0f;
+                }
+                for (int i = 0; i < 3 * D; i++) b[i] = 0.01f * (float)(i % 17) - 0.08f;
+                const float *q = qkv, *k = qkv + D, *v = qkv + 2 * D;
+                const float *qb = bias ? b : NULL, *kb = bias ? b + D : NULL,
+                            *vb = bias ? b + 2 * D : NULL;
+                const float scale = 1.0f / sqrtf((float)D);
+                ragd_attention_head(q, (size_t)stride, Lq, k, v, (size_t)stride, L, qb, kb, vb, out,
+                                    (size_t)D + 3, D, scale, scratch);
+                double *sc = malloc((size_t)L * sizeof(double));
+                for (int i = 0; i < Lq; i++) {
+                    double mx = -1e300, sum = 0;
+                    for (int j = 0; j < L; j++) {
+                        double dot = 0;
+                        for (int d = 0; d < D; d++)
+                            dot += ((double)q[i * stride + d] + (qb ? qb[d] : 0)) *
+                                   ((double)k[j * stride + d] + (kb ? kb[d] : 0));
+                        sc[j] = dot * scale;
+                        mx = fmax(mx, sc[j]);
+                    }
+                    for (int j = 0; j < L; j++) sum += sc[j] = exp(sc[j] - mx);
+                    for (int d = 0; d < D; d++) {
+                        double o = 0;
+                        for (int j = 0; j < L; j++)
+                            o += sc[j] / sum * ((double)v[j * stride + d] + (vb ? vb[d] : 0));
+                        worst = fmax(worst, fabs(o - out[(size_t)i * (D + 3) + d]));
+                    }
+                }
+                free(sc), free(qkv), free(b), free(out), free(scratch);
+            }
+    print_message("attention head max abs error %.3g\n", worst);
+    assert_true(worst < 2e-5);
+}
+
+/* The bf16 attention head (q, k, v rounded to bf16) against a double-precision reference
+ * on the same rounded inputs: short and long sequences, one query row or all. */
+static void test_attention_head_bf16(void **state) {
+    (void)state;
+    if (!ragd_attention_bf16_supported(64)) {
+        print_message("no AVX512-BF16 build: the bf16 attention is not used\n");
+        return;
+    }
+    const int Ls[] = {1, 2, 5, 16, 17, 20, 31, 33, 48, 63, 64, 100, 300, 511};
+    const int Ds[] = {32, 64};
+    uint32_t s = 5;
+    double worst = 0;
+    for (size_t li = 0; li < sizeof Ls / sizeof *Ls; li++)
+        for (size_t di = 0; di < sizeof Ds / sizeof *Ds; di++)
+            for (int one = 0; one < 2; one++) {
+                const int L = Ls[li], D = Ds[di], stride = 3 * D + 6, Lq = one ? 1 : L;
+                uint16_t *qkv = malloc((size_t)L * stride * sizeof(uint16_t));
+                float *out = malloc((size_t)L * (D + 3) * sizeof(float));
+                float *scratch = malloc(ragd_attention_bf16_scratch_floats(L, D) * sizeof(float));
+                for (int i = 0; i < L * stride; i++) {
+                    s = s * 1664525u + 1013904223u;
+                    qkv[i] = ragd_f32_to_bf16((float)(s >> 8) / 16777216.0f * 4.0f - 2.0f);
+                }
+                const uint16_t *q = qkv, *k = qkv + D, *v = qkv + 2 * D;
+                const float scale = 1.0f / sqrtf((float)D);
+                ragd_attention_head_bf16(q, (size_t)stride, Lq, k, v, (size_t)stride, L, out,
+                                         (size_t)D + 3, D, scale, scratch);
+                double *sc = malloc((size_t)L * sizeof(double));
+                for (int i = 0; i < Lq; i++) {
+                    double mx = -1e300, sum = 0;
+                    for (int j = 0; j < L; j++) {
+                        double dot = 0;
+                        for (int d = 0; d < D; d++)
+                            dot += (double)ragd_bf16_to_f32(q[i * stride + d]) *
+                                   ragd_bf16_to_f32(k[j * stride + d]);
+                        sc[j] = dot * scale;
+                        mx = fmax(mx, sc[j]);
+                    }
+                    for (int j = 0; j < L; j++) sum += sc[j] = exp(sc[j] - mx);
+                    for (int d = 0; d < D; d++) {
+                        double o = 0;
+                        for (int j = 0; j < L; j++)
+                            o += sc[j] / sum * ragd_bf16_to_f32(v[j * stride + d]);
+                        worst = fmax(worst, fabs(o - out[(size_t)i * (D + 3) + d]));
+                    }
+                }
+                free(sc), free(qkv), free(out), free(scratch);
+            }
+    print_message("bf16 attention head max abs error %.3g\n", worst);
+    assert_true(worst < 1e-2); /* the softmax weights are rounded to bf16 (2^-9 relative) */
+}
+
 /* rows_fn of the AMX GEMM: copies the finished rows (they must be complete) and counts them. */
 typedef struct rows_probe {
     const float *C;
@@ -290,8 +398,7 @@ static void test_amx_rows_fn(void **state) {
         void *scratch = aligned_alloc(64, (ragd_amx_scratch_bytes(M, K) + 63) / 64 * 64);
         ragd_amx_gemm(pool, M, A, K, &w, C, N, scratch);
         rows_probe pr = {.C = C2, .copy = copy, .N = N};
-        ragd_amx_gemm_ex(pool, M, A, K, NULL, &w, NULL, false, C2, N, NULL, probe_rows, &pr,
-                         scratch);
+        ragd_amx_gemm_ex(pool, M, A, K, NULL, &w, NULL, 0, C2, N, NULL, probe_rows, &pr, scratch);
         assert_int_equal(pr.rows, M);
         assert_int_equal(pr.calls, (M + 31) / 32);
         assert_true(max_diff(copy, C, (size_t)M * N) == 0);
@@ -312,71 +419,94 @@ static void test_amx_gemm(void **state) {
         ragd_amx_free(&w);
         return;
     }
-    const int M = 45, N = 96, K = 160;
-    float *A = malloc((size_t)M * K * sizeof(float)), *W = malloc((size_t)N * K * sizeof(float));
-    float *C = malloc((size_t)M * N * sizeof(float));
-    uint32_t s = 7;
-    for (int i = 0; i < M * K; i++) {
-        s = s * 1664525u + 1013904223u;
-        A[i] = (float)(s >> 8) / 16777216.0f - 0.5f;
-    }
-    for (int i = 0; i < N * K; i++) {
-        s = s * 1664525u + 1013904223u;
-        W[i] = (float)(s >> 8) / 16777216.0f - 0.5f;
-    }
-    ragd_amx_weight w;
-    assert_int_equal(ragd_amx_pack(W, N, K, &w), 0);
-    assert_int_equal(ragd_amx_pack(W, N, 48, &(ragd_amx_weight){0}), -1);
-    void *scratch = aligned_alloc(64, (ragd_amx_scratch_bytes(M, K) + 63) / 64 * 64);
-    ragd_pool *pool = ragd_pool_create(2);
-    ragd_amx_weight sub = ragd_amx_rows(&w, 32, 64);
-    for (int pass = 0; pass < 2; pass++) {
-        const ragd_amx_weight *ww = pass ? &sub : &w;
-        const int n_off = pass ? 32 : 0, nn = pass ? 64 : N;
-        ragd_amx_gemm(pool, M, A, K, ww, C, nn, scratch);
-        double worst = 0;
-        for (int i = 0; i < M; i++)
-            for (int j = 0; j < nn; j++) {
-                double ref = 0;
-                for (int k = 0; k < K; k++)
-                    ref += (double)ragd_bf16_to_f32(ragd_f32_to_bf16(A[i * K + k])) *
-                           ragd_bf16_to_f32(ragd_f32_to_bf16(W[(j + n_off) * K + k]));
-                worst = fmax(worst, fabs(ref - C[i * nn + j]));
-            }
-        print_message("amx gemm max abs error %.3g\n", worst);
-        assert_true(worst < 1e-4);
-    }
-    /* epilogue: + bias, GELU, f32 and bf16 outputs; bf16 A input gives the same result */
-    float *bias = malloc((size_t)N * sizeof(float)), *C2 = malloc((size_t)M * N * sizeof(float));
-    uint16_t *Cb = malloc((size_t)64 * N * sizeof(uint16_t));
-    uint16_t *Ab = malloc((size_t)64 * K * sizeof(uint16_t));
-    for (int j = 0; j < N; j++) bias[j] = 0.01f * (float)(j % 13) - 0.05f;
-    for (int i = 0; i < 64 * K; i++) Ab[i] = i < M * K ? ragd_f32_to_bf16(A[i]) : 0x7fc0;
-    ragd_amx_gemm(pool, M, A, K, &w, C, N, scratch);
-    for (int i = 0; i < M; i++) ragd_bias_gelu(C + (size_t)i * N, bias, (size_t)N);
-    ragd_amx_gemm_ex(pool, M, A, K, NULL, &w, bias, true, C2, N, NULL, NULL, NULL, scratch);
-    assert_true(max_diff(C, C2, (size_t)M * N) <= 1e-6);
-    ragd_amx_gemm_ex(pool, M, NULL, 0, Ab, &w, bias, true, NULL, 0, Cb, NULL, NULL, scratch);
-    for (int i = 0; i < 64; i++)
-        for (int j = 0; j < N; j++) {
-            uint16_t want = i < M ? ragd_f32_to_bf16(C[(size_t)i * N + j]) : 0;
-            assert_int_equal(Cb[(size_t)i * N + j], want);
+    /* M 45: one ragged row group; M 200 x K 2048: several groups and column slices */
+    for (int big = 1; big >= 0; big--) {
+        const int M = big ? 200 : 45, N = big ? 128 : 96, K = big ? 2048 : 160;
+        float *A = malloc((size_t)M * K * sizeof(float)),
+              *W = malloc((size_t)N * K * sizeof(float));
+        float *C = malloc((size_t)M * N * sizeof(float));
+        uint32_t s = 7;
+        for (int i = 0; i < M * K; i++) {
+            s = s * 1664525u + 1013904223u;
+            A[i] = (float)(s >> 8) / 16777216.0f - 0.5f;
         }
-    free(bias);
-    free(C2);
-    free(Cb);
-    free(Ab);
-    ragd_pool_destroy(pool);
-    ragd_amx_free(&w);
-    free(scratch);
-    free(A);
-    free(W);
-    free(C);
+        for (int i = 0; i < N * K; i++) {
+            s = s * 1664525u + 1013904223u;
+            W[i] = (float)(s >> 8) / 16777216.0f - 0.5f;
+        }
+        ragd_amx_weight w;
+        assert_int_equal(ragd_amx_pack(W, N, K, &w), 0);
+        assert_int_equal(ragd_amx_pack(W, N, 48, &(ragd_amx_weight){0}), -1);
+        void *scratch = aligned_alloc(64, (ragd_amx_scratch_bytes(M, K) + 63) / 64 * 64);
+        ragd_pool *pool = ragd_pool_create(2);
+        ragd_amx_weight sub = ragd_amx_rows(&w, 32, 64);
+        for (int pass = 0; pass < 2; pass++) {
+            const ragd_amx_weight *ww = pass ? &sub : &w;
+            const int n_off = pass ? 32 : 0, nn = pass ? 64 : N;
+            ragd_amx_gemm(pool, M, A, K, ww, C, nn, scratch);
+            double worst = 0;
+            for (int i = 0; i < M; i++)
+                for (int j = 0; j < nn; j++) {
+                    double ref = 0;
+                    for (int k = 0; k < K; k++)
+                        ref += (double)ragd_bf16_to_f32(ragd_f32_to_bf16(A[i * K + k])) *
+                               ragd_bf16_to_f32(ragd_f32_to_bf16(W[(j + n_off) * K + k]));
+                    worst = fmax(worst, fabs(ref - C[i * nn + j]));
+                }
+            print_message("amx gemm max abs error %.3g\n", worst);
+            assert_true(worst < 1e-4);
+        }
+        /* epilogue: + bias, GELU, f32 and bf16 outputs; bf16 A input gives the same result */
+        float *bias = malloc((size_t)N * sizeof(float)),
+              *C2 = malloc((size_t)M * N * sizeof(float));
+        const int Mp = (M + 31) / 32 * 32;
+        uint16_t *Cb = malloc((size_t)Mp * N * sizeof(uint16_t));
+        uint16_t *Ab = malloc((size_t)Mp * K * sizeof(uint16_t));
+        for (int j = 0; j < N; j++) bias[j] = 0.01f * (float)(j % 13) - 0.05f;
+        for (int i = 0; i < Mp * K; i++) Ab[i] = i < M * K ? ragd_f32_to_bf16(A[i]) : 0x7fc0;
+        ragd_amx_gemm(pool, M, A, K, &w, C, N, scratch);
+        for (int i = 0; i < M; i++) ragd_bias_gelu(C + (size_t)i * N, bias, (size_t)N);
+        ragd_amx_gemm_ex(pool, M, A, K, NULL, &w, bias, true, C2, N, NULL, NULL, NULL, scratch);
+        assert_true(max_diff(C, C2, (size_t)M * N) <= 1e-6);
+        ragd_amx_gemm_ex(pool, M, NULL, 0, Ab, &w, bias, true, NULL, 0, Cb, NULL, NULL, scratch);
+        for (int i = 0; i < Mp; i++)
+            for (int j = 0; j < N; j++) {
+                uint16_t want = i < M ? ragd_f32_to_bf16(C[(size_t)i * N + j]) : 0;
+                assert_int_equal(Cb[(size_t)i * N + j], want);
+            }
+        /* RAGD_AMX_ACC: C += A . W^T (+ bias), the ragged bottom block included */
+        float *C3 = malloc((size_t)M * N * sizeof(float)),
+              *C0 = malloc((size_t)M * N * sizeof(float));
+        for (int i = 0; i < M * N; i++) C0[i] = C3[i] = 0.5f - 0.01f * (float)(i % 37);
+        ragd_amx_gemm(pool, M, A, K, &w, C, N, scratch);
+        ragd_amx_gemm_ex(pool, M, A, K, NULL, &w, bias, RAGD_AMX_ACC, C3, N, NULL, NULL, NULL,
+                         scratch);
+        for (int i = 0; i < M * N; i++) C0[i] += C[i] + bias[i % N];
+        assert_true(max_diff(C0, C3, (size_t)M * N) <= 1e-5);
+        ragd_amx_gemm_ex(pool, M, A, K, NULL, &w, NULL, RAGD_AMX_ACC, C3, N, NULL, NULL, NULL,
+                         scratch);
+        for (int i = 0; i < M * N; i++) C0[i] += C[i];
+        assert_true(max_diff(C0, C3, (size_t)M * N) <= 4e-5); /* |C| ~ 10 here: float rounding */
+        free(C3);
+        free(C0);
+        free(bias);
+        free(C2);
+        free(Cb);
+        free(Ab);
+        ragd_pool_destroy(pool);
+        ragd_amx_free(&w);
+        free(scratch);
+        free(A);
+        free(W);
+        free(C);
+    }
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kernels),
+        cmocka_unit_test(test_attention_head),
+        cmocka_unit_test(test_attention_head_bf16),
         cmocka_unit_test(test_amx_gemm),
         cmocka_unit_test(test_amx_rows_fn),
         cmocka_unit_test(test_golden_one_at_a_time),
