@@ -162,28 +162,31 @@ int ragd_beam_generate(ragd_backend *be, const int32_t *prompt, int n_prompt,
         for (int b = 0; b < B; b++) {
             float *row = logits + (size_t)(b < n_live ? b : 0) * V;
             float *tmp = smp.work;
-            memcpy(tmp, row, sizeof(float) * (size_t)V);
-            /* processors: repetition penalty over prompt + this beam, min_tokens */
+            /* as transformers' beam search: log-softmax of the raw logits first, then the
+             * processors on those log-probabilities, without renormalising */
+            const double lse = ragd_logsumexp(row, V);
+            for (int v = 0; v < V; v++) tmp[v] = (float)((double)row[v] - lse);
+            /* processors: repetition penalty over prompt + this beam (log-probs are <= 0, so
+             * the rule multiplies), min_tokens */
             if (sp.repetition_penalty != 1.0f) {
                 memcpy(hist, prompt, sizeof(int32_t) * (size_t)n_prompt);
                 memcpy(hist + n_prompt, seq + (size_t)b * max_new, sizeof(int32_t) * (size_t)gen);
                 for (int i = 0; i < n_prompt + gen; i++) {
                     int32_t id = hist[i];
-                    float l = row[id];
+                    float l = (float)((double)row[id] - lse);
                     tmp[id] = l > 0 ? l / sp.repetition_penalty : l * sp.repetition_penalty;
                 }
             }
             if (gen < p->min_tokens)
                 for (int i = 0; i < n_sup; i++)
                     if (sup[i] >= 0 && sup[i] < V) tmp[sup[i]] = -INFINITY;
-            double lse = ragd_logsumexp(tmp, V);
             int m = ragd_topk(tmp, V, K, kid, kval);
             if (m < 0) {
                 rc = ragd_err_set(err, RAGD_ENOMEM, "out of memory");
                 goto out;
             }
             for (int j = 0; j < m; j++) {
-                float lp = (float)((double)kval[j] - lse);
+                float lp = kval[j];
                 if (!isfinite(lp)) continue;
                 cands[nc++] = (cand){bscore[b] + lp, lp, b, kid[j]};
             }

@@ -11,8 +11,10 @@
  *    hypothesis is returned (its EOS included when it ended with one).
  * The first step expands beam 0 only (the others start at -1e9 as in transformers). Each
  * beam has its own block table; reordering copies KV blocks with backend copy_blocks.
- * The repetition penalty and min_tokens apply as logits processors; temperature/top-k/top-p
- * do not (greedy beams). Per-token logprobs are the processed log-softmax values.
+ * As in transformers' beam search, the repetition penalty and min_tokens apply to the
+ * log-softmax of the raw logits (processors on log-probabilities, not renormalised);
+ * temperature/top-k/top-p do not apply (greedy beams). Per-token logprobs are those processed
+ * values. Checked against transformers 5.17 outputs (tests/data/beam_ref_llama-small.json).
  */
 #ifndef RAGD_ENGINE_BEAM_H
 #define RAGD_ENGINE_BEAM_H

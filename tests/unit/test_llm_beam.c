@@ -4,6 +4,7 @@
  * wide enough; and consistency on the real qwen2-tiny model. */
 #include "testutil.h"
 
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "engine/beam.h"
 #include "engine/generate.h"
 #include "engine/sampler.h"
+#include "util/str.h"
 
 /* ---- fake backend: KV stores token ids; logits = hash of the stored prefix ---- */
 typedef struct fake {
@@ -342,11 +344,88 @@ static void test_beam_qwen2_tiny(void **state) {
     free(dir);
 }
 
+/* Against transformers 5.17 itself: tests/data/beam_ref_llama-small.json holds generate(
+ * num_beams in {2, 3, 4}, length_penalty {1, 0.5, 2}, early_stopping {true, false, "never"},
+ * one case with repetition_penalty 1.3) on llama-small in float32 for 8 golden prompts, 12 new
+ * tokens, with the 4th greedy token of each prompt as the end-of-sequence id (made by
+ * tests/tools/make_beam_ref.py on the device machine). The ids must be equal and the score
+ * (sum of the processed logprobs / length^length_penalty) within 1e-4. */
+static void test_beam_transformers(void **state) {
+    (void)state;
+    char *dir = tu_shared("models/llama-small");
+    if (!tu_exists(dir)) {
+        print_message("shared file missing: %s\n", dir);
+        free(dir);
+        skip();
+    }
+    char *raw = NULL;
+    size_t len = 0;
+    ragd_err e = {0};
+    assert_int_equal(
+        ragd_read_file(RAGD_SOURCE_DIR "/tests/data/beam_ref_llama-small.json", &raw, &len, &e), 0);
+    cJSON *j = cJSON_Parse(raw);
+    assert_non_null(j);
+    ragd_pool *pool = ragd_pool_create(2);
+    ragd_backend *be = NULL;
+    assert_int_equal(ragd_cpu_backend_create(dir, pool, &be, &e), 0);
+    const cJSON *cases = cJSON_GetObjectItem(j, "cases");
+    int n_cases = cJSON_GetArraySize(cases), ok = 0, early = 0;
+    const int step = getenv("RAGD_SANITIZED") ? 5 : 1; /* a subset under ASan */
+    for (int c = 0; c < n_cases; c += step) {
+        const cJSON *cs = cJSON_GetArrayItem(cases, c);
+        const cJSON *pr = cJSON_GetObjectItem(cs, "prompt"), *want = cJSON_GetObjectItem(cs, "ids");
+        int np = cJSON_GetArraySize(pr), nw = cJSON_GetArraySize(want);
+        int32_t prompt[64];
+        assert_true(np <= 64);
+        for (int i = 0; i < np; i++) prompt[i] = cJSON_GetArrayItem(pr, i)->valueint;
+        int32_t stop = cJSON_GetObjectItem(cs, "extra_eos")->valueint;
+        const cJSON *es = cJSON_GetObjectItem(cs, "early_stopping");
+        ragd_gen_params p;
+        ragd_gen_defaults(&p);
+        p.num_beams = cJSON_GetObjectItem(cs, "num_beams")->valueint;
+        p.length_penalty = (float)cJSON_GetObjectItem(cs, "length_penalty")->valuedouble;
+        p.early_stopping = cJSON_IsString(es) ? -1 : cJSON_IsTrue(es) ? 1 : 0;
+        p.sampling.repetition_penalty =
+            (float)cJSON_GetObjectItem(cs, "repetition_penalty")->valuedouble;
+        p.max_tokens = cJSON_GetObjectItem(cs, "max_new_tokens")->valueint;
+        p.stop_ids = &stop;
+        p.n_stop_ids = 1;
+        ragd_gen_result res;
+        assert_int_equal(ragd_beam_generate(be, prompt, np, &p, NULL, NULL, &res, &e), 0);
+        int same = res.n == nw;
+        for (int i = 0; same && i < nw; i++)
+            same = res.ids[i] == cJSON_GetArrayItem(want, i)->valueint;
+        if (!same) {
+            fail_msg("case %d (beams %d, lp %.1f, early_stopping %d): %d ids, transformers %d; "
+                     "first ids %d / %d",
+                     c, p.num_beams, (double)p.length_penalty, p.early_stopping, res.n, nw,
+                     res.n ? res.ids[0] : -1, nw ? cJSON_GetArrayItem(want, 0)->valueint : -1);
+        }
+        double sum = 0;
+        for (int i = 0; i < res.n; i++) sum += res.logprobs[i];
+        double score = sum / pow((double)res.n, (double)p.length_penalty);
+        double ref = cJSON_GetObjectItem(cs, "score")->valuedouble;
+        if (fabs(score - ref) > 1e-4 * fmax(1.0, fabs(ref)))
+            fail_msg("case %d: score %.6f, transformers %.6f", c, score, ref);
+        early += nw < p.max_tokens;
+        ok++;
+        ragd_gen_result_free(&res);
+    }
+    print_message("beam vs transformers: %d cases equal (%d ended by EOS)\n", ok, early);
+    assert_true(early > 0 && early < ok);
+    be->ops->destroy(be);
+    ragd_pool_destroy(pool);
+    cJSON_Delete(j);
+    free(raw);
+    free(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_beam_vs_reference),
         cmocka_unit_test(test_beam_exhaustive),
         cmocka_unit_test(test_beam_qwen2_tiny),
+        cmocka_unit_test(test_beam_transformers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

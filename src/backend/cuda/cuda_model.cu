@@ -128,8 +128,8 @@ struct rc_model {
     int sms;         /* multiprocessors */
     int gemv1_rw_small, gemv1_rw_big; /* rows per k_gemv block for M = 1, K <= 4096 / larger
                                          (RAGD_CUDA_GEMV1_RW=small,big) */
-    int split_fill;  /* split-K attention aims at split_fill x sms blocks (RAGD_CUDA_SPLIT_FILL;
-                        0 = split every min_keys keys as before) */
+    int split_fill; /* split-K attention aims at split_fill x sms blocks (RAGD_CUDA_SPLIT_FILL;
+                       0 = split every min_keys keys as before) */
 };
 
 /* Kernel launch on the model's stream; with m->pdl the launch carries the programmatic
