@@ -1,11 +1,14 @@
 /* bench_llm: CPU decoder speed next to the machine's ceilings, measured in the same run.
  *
  *   bench_llm [--model DIR] [--threads 1,2] [--prompt 512] [--decode 64] [--reps 2]
+ *             [--batch 1,2,4,8,16]
  *
  * For each thread count: read bandwidth (ragd_probe_read_gbps) and sgemm peak
  * (ragd_probe_sgemm_gflops), then batch-1 decode tok/s (after a 16-token prompt; forward +
  * argmax per token) and prompt tok/s for a 512-token prompt (one forward, logits for the last
- * position only), exact f32-activation path and bf16-activation prefill path. The decode
+ * position only), exact f32-activation path and bf16-activation prefill path; with --batch,
+ * batched decode steps (B sequences of 16 + 64 tokens of context, one token each per step,
+ * one forward call, argmax per sequence): ms per step and tok/s against B = 1. The decode
  * roofline is read bandwidth / bytes of weights streamed per token (all linear layers + the
  * LM head). Generate the model with
  *   python3 ../shared/tools/make_random_model.py --arch qwen2 --preset qwen2.5-0.5b \
@@ -48,9 +51,68 @@ static int argmax(const float *x, int n) {
     return best;
 }
 
+/* Batched decode: for each B in the list, B sequences (16-token prompts, then 64 decode steps
+ * to warm up the context) step together, one token each, in one forward call. Best of reps. */
+static int batch_decode(ragd_backend *be, const char *list, int n_decode, int reps, ragd_err *e) {
+    const int V = be->cfg.vocab_size, warm = 16, ctx = 16 + warm + n_decode;
+    const int nb = (ctx + 15) / 16;
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", list);
+    double base = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        int B = atoi(tok);
+        if (B < 1 || B > 256) continue;
+        if (be->ops->kv_init(be, 16, nb * B, e)) return 1;
+        int32_t *bt = malloc(sizeof(int32_t) * (size_t)nb * (size_t)B);
+        int32_t *toks = malloc(sizeof(int32_t) * (size_t)B * 16);
+        int32_t *next = malloc(sizeof(int32_t) * (size_t)B);
+        float *logits = malloc(sizeof(float) * (size_t)V * (size_t)B);
+        ragd_batch_seq *q = calloc((size_t)B, sizeof *q);
+        if (!bt || !toks || !next || !logits || !q) return 1;
+        for (int i = 0; i < nb * B; i++) bt[i] = i;
+        uint32_t s = 7;
+        for (int i = 0; i < B * 16; i++) {
+            s = s * 1664525u + 1013904223u;
+            toks[i] = (int32_t)((s >> 8) % 150000u);
+        }
+        double best = 1e30;
+        for (int r = 0; r < reps; r++) {
+            for (int b = 0; b < B; b++)
+                q[b] = (ragd_batch_seq){.tokens = toks + b * 16,
+                                        .n_new = 16,
+                                        .block_table = bt + b * nb,
+                                        .n_blocks = nb,
+                                        .want_logits = true};
+            ragd_batch pb = {B, q};
+            if (be->ops->forward(be, &pb, logits, e)) return 1;
+            double t0 = 0;
+            for (int i = 0; i < warm + n_decode; i++) {
+                if (i == warm) t0 = ragd_now_s();
+                for (int b = 0; b < B; b++) {
+                    next[b] = argmax(logits + (size_t)b * V, V);
+                    q[b].tokens = next + b;
+                    q[b].n_past = 16 + i;
+                    q[b].n_new = 1;
+                }
+                ragd_batch db = {B, q};
+                if (be->ops->forward(be, &db, logits, e)) return 1;
+            }
+            double ms = (ragd_now_s() - t0) * 1e3 / n_decode;
+            if (ms < best) best = ms;
+        }
+        if (B == 1 || base == 0) base = best / B;
+        printf("  batch %3d decode: %.2f ms/step, %.1f tok/s (%.2fx the tok/s of batch 1)\n", B,
+               best, B * 1e3 / best, (B * 1e3 / best) / (1e3 / (base)));
+        fflush(stdout);
+        free(bt), free(toks), free(next), free(logits), free(q);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (ragd_cpu_fix_openblas_env()) execv("/proc/self/exe", argv);
-    const char *model = "/tmp/q05b", *threads = "1,2";
+    const char *model = "/tmp/q05b", *threads = "1,2", *batches = NULL;
     int n_prompt = 512, n_decode = 64, reps = 2;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--model") && i + 1 < argc)
@@ -63,9 +125,11 @@ int main(int argc, char **argv) {
             n_decode = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
             reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
+            batches = argv[++i];
         else {
             fprintf(stderr, "usage: bench_llm [--model DIR] [--threads 1,2] [--prompt N] "
-                            "[--decode N] [--reps N]\n");
+                            "[--decode N] [--reps N] [--batch 1,2,4,8]\n");
             return 2;
         }
     }
@@ -160,6 +224,7 @@ int main(int argc, char **argv) {
         printf("  decode: %.1f tok/s (%.0f%% of roofline)\n", best_dec, 100 * best_dec / roof);
         printf("  prefill %d tokens: exact f32 %.0f tok/s; bf16-activation %.0f tok/s\n", n_prompt,
                best_pf[0], best_pf[1]);
+        if (batches && batch_decode(be, batches, n_decode, reps, &e)) goto fail;
         fflush(stdout);
         free(bt), free(toks), free(logits);
         be->ops->destroy(be);

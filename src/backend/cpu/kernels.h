@@ -18,6 +18,12 @@
 
 #include "model/dtype.h"
 
+/* Token counts from 2 up to this take the few-token path (decode batches): weights widened in
+ * registers once per group of tokens while the weight stream is prefetched like the gemv's. */
+#ifndef RAGD_K_FEW_MAX
+#define RAGD_K_FEW_MAX 64
+#endif
+
 /* Y[t][r] (+)= dot(X[t][0..K), W[r][0..K)) + bias[r] for t in [t0,t1), r in [r0,r1).
  * W is row-major [rows][K] of dtype dt (F32/F16/BF16). accumulate: add to Y.
  * scratch: 4*K floats of the calling thread (panel widening for many tokens) or NULL. */
