@@ -12,6 +12,7 @@
 
 #include "backend/cpu/amx_gemm.h"
 #include "backend/cpu/bert_ops.h"
+#include "backend/cpu/kernels.h"
 #ifdef RAGD_HAVE_CUDA
 #include "backend/cuda/bert_cuda.h"
 #endif
@@ -56,7 +57,8 @@ static float *bert_own(ragd_bert *m, size_t n) {
         m->owned = p;
         m->cap_owned = nc;
     }
-    float *f = malloc(n * sizeof(float));
+    /* 64-byte aligned: the GEMM kernels' vector loads then never straddle cache lines */
+    float *f = aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
     if (f) m->owned[m->n_owned++] = f;
     return f;
 }
@@ -460,8 +462,44 @@ typedef struct fwd {
     bool cls_only;
 } fwd;
 
+/* f32 mode: C = A . W^T through the decoder's weight-streaming kernels, in tiles of up to
+ * RAGD_K_FEW_MAX tokens x a row chunk per pool task. Every element is one dot product whose
+ * summation order depends only on K, so a text's embedding is bitwise the same alone, in any
+ * batch and at any position in the packed batch (a BLAS sgemm does not promise that: OpenBLAS'
+ * Haswell kernels give rows that depend on where they fall in M). */
+typedef struct f32_gemm {
+    const float *A, *W;
+    float *C;
+    int M, N, K, lda, ldc, row_chunk, n_row_chunks;
+} f32_gemm;
+
+static void task_f32_gemm(void *ctx, size_t i, int tid) {
+    (void)tid;
+    const f32_gemm *g = ctx;
+    const int rc = (int)(i % (size_t)g->n_row_chunks), tc = (int)(i / (size_t)g->n_row_chunks);
+    const int r0 = rc * g->row_chunk, r1 = r0 + g->row_chunk < g->N ? r0 + g->row_chunk : g->N;
+    const int t0 = tc * RAGD_K_FEW_MAX,
+              t1 = t0 + RAGD_K_FEW_MAX < g->M ? t0 + RAGD_K_FEW_MAX : g->M;
+    ragd_k_matmul_rows(g->A, (size_t)g->lda, t0, t1, g->W, RAGD_DT_F32, g->K, r0, r1, NULL, g->C,
+                       (size_t)g->ldc, 0, NULL);
+}
+
+static void f32_gemm_run(fwd *f, int M, int N, int K, const float *A, int lda, const float *W,
+                         float *C, int ldc) {
+    f32_gemm g = {.A = A, .W = W, .C = C, .M = M, .N = N, .K = K, .lda = lda, .ldc = ldc};
+    const int n_tok = (M + RAGD_K_FEW_MAX - 1) / RAGD_K_FEW_MAX;
+    /* enough tasks for load balance; row chunks a multiple of 24 (whole 6- and 8-row tiles) */
+    int want = f->n_threads * 4 / n_tok;
+    if (want < f->n_threads) want = f->n_threads;
+    int chunk = (N + want - 1) / want;
+    chunk = (chunk + 23) / 24 * 24;
+    g.row_chunk = chunk;
+    g.n_row_chunks = (N + chunk - 1) / chunk;
+    ragd_pool_run(f->pool, (size_t)g.n_row_chunks * (size_t)n_tok, task_f32_gemm, &g);
+}
+
 /* C[M x N] = A[M x K] . W[N x K]^T. bf16 mode: through AMX, A may come pre-converted (Ab),
- * with the bias / GELU epilogue and optionally bf16 output (Cb); f32 mode: OpenBLAS (the
+ * with the bias / GELU epilogue and optionally bf16 output (Cb); f32 mode: f32_gemm_run (the
  * epilogue arguments must be unused: callers run separate passes). */
 static void gemm(fwd *f, int M, int N, int K, const float *A, int lda, const uint16_t *Ab,
                  const float *W, const ragd_amx_weight *aw, const float *bias, unsigned flags,
@@ -471,8 +509,7 @@ static void gemm(fwd *f, int M, int N, int K, const float *A, int lda, const uin
         ragd_amx_gemm_ex(f->pool, M, A, lda, Ab, aw, bias, flags, C, ldc, Cb, rows_fn, f,
                          f->amx_scratch);
     else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, lda, W, K, 0.0f, C,
-                    ldc);
+        f32_gemm_run(f, M, N, K, A, lda, W, C, ldc);
     f->m->stats.gemm_ns += ragd_now_ns() - t0;
     f->m->stats.gemm_flops += 2.0 * M * N * K;
 }
@@ -761,7 +798,7 @@ int ragd_bert_forward(ragd_bert *m, ragd_pool *pool, const int32_t *ids, const i
     nf += amx_bytes / sizeof(float) + 32 + bf_floats;
     if (nf > m->buf_cap) {
         free(m->buf);
-        m->buf = malloc(nf * sizeof(float));
+        m->buf = aligned_alloc(64, (nf * sizeof(float) + 63) / 64 * 64);
         m->buf_cap = m->buf ? nf : 0;
         if (!m->buf) {
             pthread_mutex_unlock(&m->mu);
@@ -774,7 +811,8 @@ int ragd_bert_forward(ragd_bert *m, ragd_pool *pool, const int32_t *ids, const i
              .n_seq = n_seq,
              .T = (int)T,
              .max_len = max_len,
-             .n_threads = n_threads};
+             .n_threads = n_threads,
+             .pool = pool};
     float *p = m->buf;
     f.x = p, p += T * H;
     f.qkv = p, p += T * 3 * H;
