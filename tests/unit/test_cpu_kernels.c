@@ -109,7 +109,8 @@ static void test_matmul_batched_equals_alone(void **state) {
 static void test_matmul_token_count_paths(void **state) {
     (void)state;
     /* the largest few-token count, the first count past it, and a full prefill tile */
-    const int Ts[] = {RAGD_K_FEW_MAX - 1, RAGD_K_FEW_MAX, RAGD_K_FEW_MAX + 1, 2 * RAGD_K_FEW_MAX + 3};
+    const int Ts[] = {RAGD_K_FEW_MAX - 1, RAGD_K_FEW_MAX, RAGD_K_FEW_MAX + 1,
+                      2 * RAGD_K_FEW_MAX + 3};
     for (size_t i = 0; i < sizeof Ts / sizeof *Ts; i++) {
         check_case(RAGD_DT_BF16, 131, 29, Ts[i]);
         check_case(RAGD_DT_F32, 64, 9, Ts[i]);

@@ -218,21 +218,35 @@ FORCE_INLINE void few_tile(int nr, int nt, const float *X, size_t ldx, const voi
  * balanced, so a call has nt == ntmax or ntmax - 1. */
 typedef void (*few_fn)(const float *X, size_t ldx, const void *W, ragd_dtype dt, int K,
                        const float *bias, float *Y, size_t ldy, int accumulate, const char *pf);
-#define FEW_FN(NR, NT)                                                                             \
-    static void few_##NR##_##NT(const float *X, size_t ldx, const void *W, ragd_dtype dt, int K,   \
-                                const float *bias, float *Y, size_t ldy, int accumulate,           \
-                                const char *pf) {                                                  \
-        few_tile(NR, NT, X, ldx, W, dt, K, bias, Y, ldy, accumulate, pf, RAGD_GEMV_PF);            \
-    }
-FEW_FN(8, 1)
-FEW_FN(8, 2)
-FEW_FN(7, 2)
-FEW_FN(7, 3)
-FEW_FN(6, 3) FEW_FN(6, 4)
-#undef FEW_FN
-    /* the rows left after the last full tile (fewer than 8) */
-    static void few_rest(int nr, int nt, const float *X, size_t ldx, const void *W, ragd_dtype dt,
-                         int K, const float *bias, float *Y, size_t ldy, int accumulate) {
+#define FEW_ARGS                                                                                   \
+    const float *X, size_t ldx, const void *W, ragd_dtype dt, int K, const float *bias, float *Y,  \
+        size_t ldy, int accumulate, const char *pf
+#define FEW_BODY(NR, NT)                                                                           \
+    few_tile(NR, NT, X, ldx, W, dt, K, bias, Y, ldy, accumulate, pf, RAGD_GEMV_PF)
+static void few_8_1(FEW_ARGS) {
+    FEW_BODY(8, 1);
+}
+static void few_8_2(FEW_ARGS) {
+    FEW_BODY(8, 2);
+}
+static void few_7_2(FEW_ARGS) {
+    FEW_BODY(7, 2);
+}
+static void few_7_3(FEW_ARGS) {
+    FEW_BODY(7, 3);
+}
+static void few_6_3(FEW_ARGS) {
+    FEW_BODY(6, 3);
+}
+static void few_6_4(FEW_ARGS) {
+    FEW_BODY(6, 4);
+}
+#undef FEW_BODY
+#undef FEW_ARGS
+
+/* the rows left after the last full tile (fewer than 8) */
+static void few_rest(int nr, int nt, const float *X, size_t ldx, const void *W, ragd_dtype dt,
+                     int K, const float *bias, float *Y, size_t ldy, int accumulate) {
 #define FEW_R(NR, NT)                                                                              \
     if (nr == NR && nt == NT) {                                                                    \
         few_tile(NR, NT, X, ldx, W, dt, K, bias, Y, ldy, accumulate, NULL, 0);                     \
