@@ -92,6 +92,14 @@ FORCE_INLINE void kern(int nr, int nt, const float *X, size_t ldx, const void *W
     }
 }
 
+/* Row slot i of an nr-row block streams rows i, i+nr, i+2nr, ...: prefetch the line o bytes
+ * into each slot's current row, or into its row of the next block (pf) past the row's end. */
+FORCE_INLINE void stream_prefetch(int nr, const void *W, const char *pf, size_t o, size_t row) {
+    const char *base = o < row ? (const char *)W + o : pf + (o - row);
+    _Pragma("GCC unroll 16") for (int i = 0; i < nr; i++)
+        _mm_prefetch(base + (size_t)i * row, _MM_HINT_T0);
+}
+
 /* One token, nr rows: the same per-row arithmetic as kern(nr, 1, ...) (16-lane accumulation in k
  * order, masked tail, the same reduction), so decode results stay bitwise equal to the batched
  * path. Memory side: row slot i streams rows i, i+nr, i+2nr, ... (pf = the next block) and
@@ -106,13 +114,7 @@ FORCE_INLINE void gemv_kern(int nr, const float *x, const void *W, ragd_dtype dt
     const size_t es = dt == RAGD_DT_F32 ? 4 : 2, row = (size_t)K * es;
     int k = 0;
     for (; k + 16 <= K; k += 16) {
-        if (pf && (k & 31) == 0) {
-            /* row slot i streams rows i, i+nr, i+2nr...: prefetch pf_step bytes ahead on it */
-            size_t o = (size_t)k * es + pf_step;
-            const char *base = o < row ? (const char *)W + o : pf + (o - row);
-            _Pragma("GCC unroll 16") for (int i = 0; i < nr; i++)
-                _mm_prefetch(base + (size_t)i * row, _MM_HINT_T0);
-        }
+        if (pf && (k & 31) == 0) stream_prefetch(nr, W, pf, (size_t)k * es + pf_step, row);
         __m512 xv = _mm512_loadu_ps(x + k);
         _Pragma("GCC unroll 16") for (int i = 0; i < nr; i++) acc[i] =
             _mm512_fmadd_ps(ldw(W, dt, (size_t)i * (size_t)K + (size_t)k), xv, acc[i]);
@@ -178,12 +180,7 @@ FORCE_INLINE void few_tile(int nr, int nt, const float *X, size_t ldx, const voi
     const size_t es = dt == RAGD_DT_F32 ? 4 : 2, row = (size_t)K * es;
     int k = 0;
     for (; k + 16 <= K; k += 16) {
-        if (pf && (k & 31) == 0) {
-            size_t o = (size_t)k * es + pf_step;
-            const char *base = o < row ? (const char *)W + o : pf + (o - row);
-            _Pragma("GCC unroll 8") for (int i = 0; i < nr; i++)
-                _mm_prefetch(base + (size_t)i * row, _MM_HINT_T0);
-        }
+        if (pf && (k & 31) == 0) stream_prefetch(nr, W, pf, (size_t)k * es + pf_step, row);
         __m512 w[8];
         _Pragma("GCC unroll 8") for (int i = 0; i < nr; i++) w[i] =
             ldw(W, dt, (size_t)i * (size_t)K + (size_t)k);
