@@ -241,20 +241,43 @@ static void few_6_4(FEW_ARGS) {
 #undef FEW_BODY
 #undef FEW_ARGS
 
-/* the rows left after the last full tile (fewer than 8) */
+/* the rows left after the last full tile (fewer than 8): tiles of 4, 2 and 1 rows (few
+ * shapes keep the code - and the sanitizer builds' compile time - small) */
+FORCE_INLINE void few_rest_nt(int nt, int nr, const float *X, size_t ldx, const char *W, size_t row,
+                              ragd_dtype dt, int K, const float *bias, float *Y, size_t ldy,
+                              int accumulate) {
+    if (nr & 4) {
+        few_tile(4, nt, X, ldx, W, dt, K, bias, Y, ldy, accumulate, NULL, 0);
+        W += 4 * row, Y += 4;
+        if (bias) bias += 4;
+    }
+    if (nr & 2) {
+        few_tile(2, nt, X, ldx, W, dt, K, bias, Y, ldy, accumulate, NULL, 0);
+        W += 2 * row, Y += 2;
+        if (bias) bias += 2;
+    }
+    if (nr & 1) few_tile(1, nt, X, ldx, W, dt, K, bias, Y, ldy, accumulate, NULL, 0);
+}
+
 static void few_rest(int nr, int nt, const float *X, size_t ldx, const void *W, ragd_dtype dt,
                      int K, const float *bias, float *Y, size_t ldy, int accumulate) {
-#define FEW_R(NR, NT)                                                                              \
-    if (nr == NR && nt == NT) {                                                                    \
-        few_tile(NR, NT, X, ldx, W, dt, K, bias, Y, ldy, accumulate, NULL, 0);                     \
-        return;                                                                                    \
+    const size_t row = (size_t)K * (dt == RAGD_DT_F32 ? 4 : 2);
+    switch (nt) {
+        case 1:
+            few_rest_nt(1, nr, X, ldx, W, row, dt, K, bias, Y, ldy, accumulate);
+            break;
+        case 2:
+            few_rest_nt(2, nr, X, ldx, W, row, dt, K, bias, Y, ldy, accumulate);
+            break;
+        case 3:
+            few_rest_nt(3, nr, X, ldx, W, row, dt, K, bias, Y, ldy, accumulate);
+            break;
+        default:
+            few_rest_nt(4, nr, X, ldx, W, row, dt, K, bias, Y, ldy, accumulate);
+            break;
     }
-#define FEW_RN(NT)                                                                                 \
-    FEW_R(1, NT) FEW_R(2, NT) FEW_R(3, NT) FEW_R(4, NT) FEW_R(5, NT) FEW_R(6, NT) FEW_R(7, NT)
-    FEW_RN(1) FEW_RN(2) FEW_RN(3) FEW_RN(4)
-#undef FEW_RN
-#undef FEW_R
 }
+
 /* by the largest group's size: rows per tile, and the tiles for a group of that size less one
  * and of that size (balanced groups differ by at most one token) */
 static const int few_rows[FEW_GROUP + 1] = {8, 8, 8, 7, 6};
@@ -496,32 +519,34 @@ int ragd_k_have_bf16_dot(void) {
     return 1;
 }
 
-FORCE_INLINE void kern_bf16(int nr, int nt, const uint16_t *X, size_t ldx, const uint16_t *W,
-                            size_t ldw_, int K, const float *bias, float *Y, size_t ldy,
-                            int accumulate) {
-    __m512 acc[4][4];
+/* nr rows x nt tokens with the nr weight vectors in registers and one activation vector at a
+ * time: 6 x 4 = 24 accumulators + 6 + 1 registers, 10 loads per 24 dot products. */
+FORCE_INLINE void kern_bf16w(int nr, int nt, const uint16_t *X, size_t ldx, const uint16_t *W,
+                             size_t ldw_, int K, const float *bias, float *Y, size_t ldy,
+                             int accumulate) {
+    __m512 acc[6][4];
     _Pragma("GCC unroll 8") for (int i = 0; i < nr; i++)
         _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) acc[i][j] = _mm512_setzero_ps();
     int k = 0;
     for (; k + 32 <= K; k += 32) {
-        __m512i x[4];
-        _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) x[j] =
-            _mm512_loadu_si512(X + (size_t)j * ldx + k);
-        _Pragma("GCC unroll 8") for (int i = 0; i < nr; i++) {
-            __m512i w = _mm512_loadu_si512(W + (size_t)i * ldw_ + k);
-            _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) acc[i][j] =
-                _mm512_dpbf16_ps(acc[i][j], (__m512bh)x[j], (__m512bh)w);
+        __m512i w[6];
+        _Pragma("GCC unroll 8") for (int i = 0; i < nr; i++) w[i] =
+            _mm512_loadu_si512(W + (size_t)i * ldw_ + k);
+        _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) {
+            __m512i x = _mm512_loadu_si512(X + (size_t)j * ldx + k);
+            _Pragma("GCC unroll 8") for (int i = 0; i < nr; i++) acc[i][j] =
+                _mm512_dpbf16_ps(acc[i][j], (__m512bh)x, (__m512bh)w[i]);
         }
     }
     if (k < K) {
         __mmask32 m = (__mmask32)((1ull << (K - k)) - 1ull);
-        __m512i x[4];
-        _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) x[j] =
-            _mm512_loadu_si512(X + (size_t)j * ldx + k);
-        _Pragma("GCC unroll 8") for (int i = 0; i < nr; i++) {
-            __m512i w = _mm512_maskz_loadu_epi16(m, W + (size_t)i * ldw_ + k);
-            _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) acc[i][j] =
-                _mm512_dpbf16_ps(acc[i][j], (__m512bh)x[j], (__m512bh)w);
+        __m512i w[6];
+        _Pragma("GCC unroll 8") for (int i = 0; i < nr; i++) w[i] =
+            _mm512_maskz_loadu_epi16(m, W + (size_t)i * ldw_ + k);
+        _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) {
+            __m512i x = _mm512_loadu_si512(X + (size_t)j * ldx + k);
+            _Pragma("GCC unroll 8") for (int i = 0; i < nr; i++) acc[i][j] =
+                _mm512_dpbf16_ps(acc[i][j], (__m512bh)x, (__m512bh)w[i]);
         }
     }
     _Pragma("GCC unroll 8") for (int i = 0; i < nr; i++)
@@ -533,27 +558,47 @@ FORCE_INLINE void kern_bf16(int nr, int nt, const uint16_t *X, size_t ldx, const
     }
 }
 
+/* tokens [t0, t1) against nr rows (compile-time nr after inlining): tiles of 4 tokens, then 1 */
+FORCE_INLINE void rows_bf16(int nr, const uint16_t *Xb, size_t ldxb, int t0, int t1,
+                            const uint16_t *wr, int K, const float *br, float *Y, size_t ldy, int r,
+                            int accumulate) {
+    int t = t0;
+    for (; t + 4 <= t1; t += 4)
+        kern_bf16w(nr, 4, Xb + (size_t)t * ldxb, ldxb, wr, (size_t)K, K, br,
+                   Y + (size_t)t * ldy + r, ldy, accumulate);
+    for (; t < t1; t++)
+        kern_bf16w(nr, 1, Xb + (size_t)t * ldxb, ldxb, wr, (size_t)K, K, br,
+                   Y + (size_t)t * ldy + r, ldy, accumulate);
+}
+
 void ragd_k_matmul_rows_bf16(const uint16_t *Xb, size_t ldxb, int t0, int t1, const uint16_t *W,
                              int K, int r0, int r1, const float *bias, float *Y, size_t ldy,
                              int accumulate) {
-    for (int r = r0; r < r1; r += 4) {
-        int nr = r1 - r < 4 ? r1 - r : 4;
-        const uint16_t *wr = W + (size_t)r * K;
-        const float *br = bias ? bias + r : NULL;
-        int t = t0;
-        if (nr == 4) {
-            for (; t + 4 <= t1; t += 4)
-                kern_bf16(4, 4, Xb + (size_t)t * ldxb, ldxb, wr, (size_t)K, K, br,
-                          Y + (size_t)t * ldy + r, ldy, accumulate);
-            for (; t < t1; t++)
-                kern_bf16(4, 1, Xb + (size_t)t * ldxb, ldxb, wr, (size_t)K, K, br,
-                          Y + (size_t)t * ldy + r, ldy, accumulate);
-        } else {
-            for (; t < t1; t++)
-                for (int i = 0; i < nr; i++)
-                    kern_bf16(1, 1, Xb + (size_t)t * ldxb, ldxb, wr + (size_t)i * K, (size_t)K, K,
-                              br ? br + i : NULL, Y + (size_t)t * ldy + r + i, ldy, accumulate);
-        }
+    int r = r0;
+    for (; r + 6 <= r1; r += 6)
+        rows_bf16(6, Xb, ldxb, t0, t1, W + (size_t)r * K, K, bias ? bias + r : NULL, Y, ldy, r,
+                  accumulate);
+    const int rest = r1 - r;
+    const uint16_t *wr = W + (size_t)r * K;
+    const float *br = bias ? bias + r : NULL;
+    switch (rest) {
+        case 5:
+            rows_bf16(5, Xb, ldxb, t0, t1, wr, K, br, Y, ldy, r, accumulate);
+            break;
+        case 4:
+            rows_bf16(4, Xb, ldxb, t0, t1, wr, K, br, Y, ldy, r, accumulate);
+            break;
+        case 3:
+            rows_bf16(3, Xb, ldxb, t0, t1, wr, K, br, Y, ldy, r, accumulate);
+            break;
+        case 2:
+            rows_bf16(2, Xb, ldxb, t0, t1, wr, K, br, Y, ldy, r, accumulate);
+            break;
+        case 1:
+            rows_bf16(1, Xb, ldxb, t0, t1, wr, K, br, Y, ldy, r, accumulate);
+            break;
+        default:
+            break;
     }
 }
 
