@@ -306,10 +306,13 @@ static void attn_task(void *vctx, size_t i, int tid) {
         for (int j = 0; j < n; j++) row[j] *= inv;
         memset(out + r * hd, 0, (size_t)hd * 4);
     }
-    for (int j = 0; j < n; j++) {
-        const float *vp = kv_base(m, c->layer, s->block_table[j / bs]) + (size_t)kvd * bs +
-                          (size_t)(j % bs) * kvd + (size_t)g * hd;
-        for (int r = 0; r < rep; r++) ragd_k_axpy(out + r * hd, sc[(size_t)r * n + j], vp, hd);
+    /* out += P V, block by block (keys in order, so the sums match a key-by-key loop) */
+    for (int kb = 0; kb < n_kb; kb++) {
+        const float *vb =
+            kv_base(m, c->layer, s->block_table[kb]) + (size_t)kvd * bs + (size_t)g * hd;
+        int in_block = n - kb * bs < bs ? n - kb * bs : bs;
+        ragd_k_attn_pv(out, (size_t)hd, sc + (size_t)kb * bs, (size_t)n, rep, vb, (size_t)kvd,
+                       in_block, hd);
     }
 }
 

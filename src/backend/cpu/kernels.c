@@ -419,6 +419,30 @@ void ragd_k_scores(float *s, const float *q, const float *kt, int d, int ld, int
     }
 }
 
+/* out[r][0..d) += sum over j < n of p[r*ldp + j] * v[j*ldv + 0..d), for r < rows, j in order:
+ * the same fused multiply-adds in the same order as rows x n ragd_k_axpy calls, with up to 8
+ * output rows of one 16-lane column block held in registers while the value rows stream by. */
+void ragd_k_attn_pv(float *out, size_t ldo, const float *p, size_t ldp, int rows, const float *v,
+                    size_t ldv, int n, int d) {
+    for (int r0 = 0; r0 < rows; r0 += 8) {
+        const int nr = rows - r0 < 8 ? rows - r0 : 8;
+        for (int c = 0; c < d; c += 16) {
+            const __mmask16 m = d - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (d - c)) - 1u);
+            __m512 acc[8];
+            for (int i = 0; i < nr; i++)
+                acc[i] = _mm512_maskz_loadu_ps(m, out + (size_t)(r0 + i) * ldo + c);
+            for (int j = 0; j < n; j++) {
+                const __m512 x = _mm512_maskz_loadu_ps(m, v + (size_t)j * ldv + c);
+                for (int i = 0; i < nr; i++)
+                    acc[i] =
+                        _mm512_fmadd_ps(_mm512_set1_ps(p[(size_t)(r0 + i) * ldp + j]), x, acc[i]);
+            }
+            for (int i = 0; i < nr; i++)
+                _mm512_mask_storeu_ps(out + (size_t)(r0 + i) * ldo + c, m, acc[i]);
+        }
+    }
+}
+
 void ragd_k_axpy(float *y, float a, const float *x, int n) {
     __m512 va = _mm512_set1_ps(a);
     int k = 0;
@@ -488,6 +512,13 @@ float ragd_k_dot(const float *a, const float *b, int n) {
 
 void ragd_k_axpy(float *y, float a, const float *x, int n) {
     for (int k = 0; k < n; k++) y[k] += a * x[k];
+}
+
+void ragd_k_attn_pv(float *out, size_t ldo, const float *p, size_t ldp, int rows, const float *v,
+                    size_t ldv, int n, int d) {
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < n; j++)
+            ragd_k_axpy(out + (size_t)r * ldo, p[(size_t)r * ldp + j], v + (size_t)j * ldv, d);
 }
 
 void ragd_k_scores(float *s, const float *q, const float *kt, int d, int ld, int n, float scale) {

@@ -67,5 +67,9 @@ float ragd_k_dot(const float *a, const float *b, int n);
 void ragd_k_scores(float *s, const float *q, const float *kt, int d, int ld, int n, float scale);
 /* y += a * x */
 void ragd_k_axpy(float *y, float a, const float *x, int n);
+/* out[r][0..d) += sum_j p[r*ldp + j] * v[j*ldv + 0..d) for r < rows, j < n (in j order: the
+ * same result as rows x n ragd_k_axpy calls). */
+void ragd_k_attn_pv(float *out, size_t ldo, const float *p, size_t ldp, int rows, const float *v,
+                    size_t ldv, int n, int d);
 
 #endif
