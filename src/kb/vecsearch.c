@@ -11,7 +11,7 @@
 #include <immintrin.h>
 #endif
 
-#include "backend/cpu/kernels.h"
+#include "backend/cpu/matmul_pool.h"
 #include "model/dtype.h"
 
 float ragd_vec_dot(const float *a, const float *b, int dim) {
@@ -114,28 +114,6 @@ static void topk_task(void *vctx, size_t q, int tid) {
     c->counts[q] = n;
 }
 
-/* scores[q][j] = dot(query q, base row j) through the decoder's weight-streaming kernels: one
- * summation order per dot product whatever the number of queries, so a query scores bitwise
- * the same alone or in a batch (a BLAS sgemv for one query and sgemm for many do not agree to
- * the last bit, and OpenBLAS' Haswell sgemm rows even depend on their position). */
-typedef struct score_ctx {
-    const float *base, *queries;
-    float *scores;
-    size_t nb, m, row_chunk, n_row_chunks;
-    int dim;
-} score_ctx;
-
-static void score_task(void *vctx, size_t i, int tid) {
-    (void)tid;
-    const score_ctx *c = vctx;
-    const size_t rc = i % c->n_row_chunks, qc = i / c->n_row_chunks;
-    const size_t r0 = rc * c->row_chunk, r1 = r0 + c->row_chunk < c->nb ? r0 + c->row_chunk : c->nb;
-    const size_t q0 = qc * RAGD_K_FEW_MAX,
-                 q1 = q0 + RAGD_K_FEW_MAX < c->m ? q0 + RAGD_K_FEW_MAX : c->m;
-    ragd_k_matmul_rows(c->queries, (size_t)c->dim, (int)q0, (int)q1, c->base, RAGD_DT_F32, c->dim,
-                       (int)r0, (int)r1, NULL, c->scores, c->nb, 0, NULL);
-}
-
 int ragd_vec_exact_topk(const float *base, size_t n, int dim, const float *queries, size_t m, int k,
                         ragd_pool *pool, int64_t *out_idx, float *out_score, ragd_err *err) {
     if (k <= 0 || dim <= 0) return ragd_err_set(err, RAGD_EINVAL, "k and dim must be positive");
@@ -160,14 +138,9 @@ int ragd_vec_exact_topk(const float *base, size_t n, int dim, const float *queri
     for (size_t b0 = 0; b0 < n; b0 += block) {
         size_t nb = n - b0 < block ? n - b0 : block;
         const float *bb = base + b0 * (size_t)dim;
-        score_ctx sc = {
-            .base = bb, .queries = queries, .scores = scores, .nb = nb, .m = m, .dim = dim};
-        const size_t n_qt = (m + RAGD_K_FEW_MAX - 1) / RAGD_K_FEW_MAX;
-        const size_t want = (size_t)ragd_pool_size(pool) * 8;
-        sc.row_chunk = (nb + want - 1) / want;
-        sc.row_chunk = (sc.row_chunk + 23) / 24 * 24;
-        sc.n_row_chunks = (nb + sc.row_chunk - 1) / sc.row_chunk;
-        ragd_pool_run(pool, sc.n_row_chunks * n_qt, score_task, &sc);
+        /* scores[q][j] = dot(query q, base row j): bitwise the same alone or in a batch (BLAS
+         * sgemv for one query and sgemm for many disagree in the last bits) */
+        ragd_matmul_pool(pool, queries, (size_t)dim, m, bb, RAGD_DT_F32, dim, nb, scores, nb);
         topk_ctx c = {scores, nb, b0, k, heaps, counts};
         if (m == 1)
             topk_task(&c, 0, 0);

@@ -12,7 +12,7 @@
 
 #include "backend/cpu/amx_gemm.h"
 #include "backend/cpu/bert_ops.h"
-#include "backend/cpu/kernels.h"
+#include "backend/cpu/matmul_pool.h"
 #ifdef RAGD_HAVE_CUDA
 #include "backend/cuda/bert_cuda.h"
 #endif
@@ -462,44 +462,8 @@ typedef struct fwd {
     bool cls_only;
 } fwd;
 
-/* f32 mode: C = A . W^T through the decoder's weight-streaming kernels, in tiles of up to
- * RAGD_K_FEW_MAX tokens x a row chunk per pool task. Every element is one dot product whose
- * summation order depends only on K, so a text's embedding is bitwise the same alone, in any
- * batch and at any position in the packed batch (a BLAS sgemm does not promise that: OpenBLAS'
- * Haswell kernels give rows that depend on where they fall in M). */
-typedef struct f32_gemm {
-    const float *A, *W;
-    float *C;
-    int M, N, K, lda, ldc, row_chunk, n_row_chunks;
-} f32_gemm;
-
-static void task_f32_gemm(void *ctx, size_t i, int tid) {
-    (void)tid;
-    const f32_gemm *g = ctx;
-    const int rc = (int)(i % (size_t)g->n_row_chunks), tc = (int)(i / (size_t)g->n_row_chunks);
-    const int r0 = rc * g->row_chunk, r1 = r0 + g->row_chunk < g->N ? r0 + g->row_chunk : g->N;
-    const int t0 = tc * RAGD_K_FEW_MAX,
-              t1 = t0 + RAGD_K_FEW_MAX < g->M ? t0 + RAGD_K_FEW_MAX : g->M;
-    ragd_k_matmul_rows(g->A, (size_t)g->lda, t0, t1, g->W, RAGD_DT_F32, g->K, r0, r1, NULL, g->C,
-                       (size_t)g->ldc, 0, NULL);
-}
-
-static void f32_gemm_run(fwd *f, int M, int N, int K, const float *A, int lda, const float *W,
-                         float *C, int ldc) {
-    f32_gemm g = {.A = A, .W = W, .C = C, .M = M, .N = N, .K = K, .lda = lda, .ldc = ldc};
-    const int n_tok = (M + RAGD_K_FEW_MAX - 1) / RAGD_K_FEW_MAX;
-    /* enough tasks for load balance; row chunks a multiple of 24 (whole 6- and 8-row tiles) */
-    int want = f->n_threads * 4 / n_tok;
-    if (want < f->n_threads) want = f->n_threads;
-    int chunk = (N + want - 1) / want;
-    chunk = (chunk + 23) / 24 * 24;
-    g.row_chunk = chunk;
-    g.n_row_chunks = (N + chunk - 1) / chunk;
-    ragd_pool_run(f->pool, (size_t)g.n_row_chunks * (size_t)n_tok, task_f32_gemm, &g);
-}
-
 /* C[M x N] = A[M x K] . W[N x K]^T. bf16 mode: through AMX, A may come pre-converted (Ab),
- * with the bias / GELU epilogue and optionally bf16 output (Cb); f32 mode: f32_gemm_run (the
+ * with the bias / GELU epilogue and optionally bf16 output (Cb); f32 mode: ragd_matmul_pool (the
  * epilogue arguments must be unused: callers run separate passes). */
 static void gemm(fwd *f, int M, int N, int K, const float *A, int lda, const uint16_t *Ab,
                  const float *W, const ragd_amx_weight *aw, const float *bias, unsigned flags,
@@ -509,7 +473,9 @@ static void gemm(fwd *f, int M, int N, int K, const float *A, int lda, const uin
         ragd_amx_gemm_ex(f->pool, M, A, lda, Ab, aw, bias, flags, C, ldc, Cb, rows_fn, f,
                          f->amx_scratch);
     else
-        f32_gemm_run(f, M, N, K, A, lda, W, C, ldc);
+        /* batch-invariant: a text's vector does not depend on its neighbours in the batch */
+        ragd_matmul_pool(f->pool, A, (size_t)lda, (size_t)M, W, RAGD_DT_F32, K, (size_t)N, C,
+                         (size_t)ldc);
     f->m->stats.gemm_ns += ragd_now_ns() - t0;
     f->m->stats.gemm_flops += 2.0 * M * N * K;
 }

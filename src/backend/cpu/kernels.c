@@ -609,28 +609,20 @@ void ragd_k_matmul_rows_bf16(const uint16_t *Xb, size_t ldxb, int t0, int t1, co
     for (; r + 6 <= r1; r += 6)
         rows_bf16(6, Xb, ldxb, t0, t1, W + (size_t)r * K, K, bias ? bias + r : NULL, Y, ldy, r,
                   accumulate);
-    const int rest = r1 - r;
-    const uint16_t *wr = W + (size_t)r * K;
-    const float *br = bias ? bias + r : NULL;
-    switch (rest) {
-        case 5:
-            rows_bf16(5, Xb, ldxb, t0, t1, wr, K, br, Y, ldy, r, accumulate);
-            break;
-        case 4:
-            rows_bf16(4, Xb, ldxb, t0, t1, wr, K, br, Y, ldy, r, accumulate);
-            break;
-        case 3:
-            rows_bf16(3, Xb, ldxb, t0, t1, wr, K, br, Y, ldy, r, accumulate);
-            break;
-        case 2:
-            rows_bf16(2, Xb, ldxb, t0, t1, wr, K, br, Y, ldy, r, accumulate);
-            break;
-        case 1:
-            rows_bf16(1, Xb, ldxb, t0, t1, wr, K, br, Y, ldy, r, accumulate);
-            break;
-        default:
-            break;
+    /* the rest (< 6 rows) as 4-, 2- and 1-row tiles, as rows_few does */
+    if ((r1 - r) & 4) {
+        rows_bf16(4, Xb, ldxb, t0, t1, W + (size_t)r * K, K, bias ? bias + r : NULL, Y, ldy, r,
+                  accumulate);
+        r += 4;
     }
+    if ((r1 - r) & 2) {
+        rows_bf16(2, Xb, ldxb, t0, t1, W + (size_t)r * K, K, bias ? bias + r : NULL, Y, ldy, r,
+                  accumulate);
+        r += 2;
+    }
+    if (r < r1)
+        rows_bf16(1, Xb, ldxb, t0, t1, W + (size_t)r * K, K, bias ? bias + r : NULL, Y, ldy, r,
+                  accumulate);
 }
 
 #else
