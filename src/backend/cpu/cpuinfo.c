@@ -113,28 +113,53 @@ static void bw_read(void *vctx, size_t i, int tid) {
 #endif
 }
 
-double ragd_probe_read_gbps(int n_threads, int mb) {
-    size_t n = (size_t)mb * 1024 * 1024 / 4;
+struct ragd_read_probe {
+    float *buf;
+    size_t n, bytes;
+};
+
+ragd_read_probe *ragd_read_probe_create(int mb) {
+    ragd_read_probe *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->n = (size_t)mb * 1024 * 1024 / 4;
     /* 2 MB aligned + transparent huge pages: the hardware prefetcher stops at 4 KB page
      * boundaries, which made the probe under-read the machine's streaming bandwidth */
-    size_t bytes = (n * 4 + (2u << 20) - 1) / (2u << 20) * (2u << 20);
-    float *buf = aligned_alloc(2u << 20, bytes);
-    if (!buf) return 0;
-    madvise(buf, bytes, MADV_HUGEPAGE);
-    for (size_t i = 0; i < n; i++) buf[i] = (float)(i & 1023);
-    ragd_pool *pool = ragd_pool_create(n_threads);
-    bw_ctx ctx = {.buf = buf};
-    size_t parts = (size_t)n_threads * 16;
-    ctx.n_per = n / parts / 128 * 128; /* 8 streams of whole vectors */
+    p->bytes = (p->n * 4 + (2u << 20) - 1) / (2u << 20) * (2u << 20);
+    p->buf = aligned_alloc(2u << 20, p->bytes);
+    if (!p->buf) {
+        free(p);
+        return NULL;
+    }
+    madvise(p->buf, p->bytes, MADV_HUGEPAGE);
+    for (size_t i = 0; i < p->n; i++) p->buf[i] = (float)(i & 1023);
+    return p;
+}
+
+double ragd_read_probe_run(ragd_read_probe *p, ragd_pool *pool) {
+    bw_ctx ctx = {.buf = p->buf};
+    size_t parts = (size_t)ragd_pool_size(pool) * 16;
+    ctx.n_per = p->n / parts / 128 * 128; /* 8 streams of whole vectors */
+    double t0 = ragd_now_s();
+    ragd_pool_run(pool, parts, bw_read, &ctx);
+    double dt = ragd_now_s() - t0;
+    return (double)(ctx.n_per * parts * 4) / dt * 1e-9;
+}
+
+void ragd_read_probe_destroy(ragd_read_probe *p) {
+    if (!p) return;
+    free(p->buf);
+    free(p);
+}
+
+double ragd_probe_read_gbps(int n_threads, int mb) {
+    ragd_read_probe *p = ragd_read_probe_create(mb);
+    ragd_pool *pool = p ? ragd_pool_create(n_threads) : NULL;
     double best = 0;
-    for (int r = 0; r < 6; r++) {
-        double t0 = ragd_now_s();
-        ragd_pool_run(pool, parts, bw_read, &ctx);
-        double dt = ragd_now_s() - t0;
-        double g = (double)(ctx.n_per * parts * 4) / dt * 1e-9;
+    for (int r = 0; pool && r < 6; r++) {
+        double g = ragd_read_probe_run(p, pool);
         if (r > 0 && g > best) best = g;
     }
     ragd_pool_destroy(pool);
-    free(buf);
+    ragd_read_probe_destroy(p);
     return best;
 }

@@ -7,6 +7,8 @@
 
 #include <stdbool.h>
 
+#include "util/threadpool.h"
+
 typedef struct ragd_cpu_features {
     bool avx2, fma, avx512f, avx512bw, avx512vl, avx512_bf16, avx512_fp16, avx512_vnni;
     int n_cpus;
@@ -24,5 +26,13 @@ bool ragd_cpu_fix_openblas_env(void);
 double ragd_probe_sgemm_gflops(int n_threads, int n);
 /* Measured read bandwidth (GB/s) with n_threads threads over a buffer of mb megabytes. */
 double ragd_probe_read_gbps(int n_threads, int mb);
+
+/* The same reader as a reusable probe, for benchmarks that interleave single passes with the
+ * work they measure (this machine's bandwidth drifts by +-15% within seconds): create fills a
+ * buffer of mb megabytes once; run reads it once with every thread of pool and returns GB/s. */
+typedef struct ragd_read_probe ragd_read_probe;
+ragd_read_probe *ragd_read_probe_create(int mb);
+double ragd_read_probe_run(ragd_read_probe *p, ragd_pool *pool);
+void ragd_read_probe_destroy(ragd_read_probe *p);
 
 #endif
