@@ -274,8 +274,9 @@ typedef struct attn_ctx {
 } attn_ctx;
 
 /* One (token, kv head) pair: the rep query heads of the group attend to positions 0..pos.
- * Scores of 16 keys at a time from the transposed K (sequential over head_dim per key), so
- * every score - and so every output - is computed the same way whatever the chunking. */
+ * Scores of the rep heads together from the transposed K (each sequential over head_dim per
+ * key), so every score - and so every output - is computed the same way whatever the
+ * chunking. */
 static void attn_task(void *vctx, size_t i, int tid) {
     attn_ctx *c = vctx;
     cpu_impl *m = c->m;
@@ -292,18 +293,14 @@ static void attn_task(void *vctx, size_t i, int tid) {
     for (int kb = 0; kb < n_kb; kb++) {
         const float *kt = kv_base(m, c->layer, s->block_table[kb]) + (size_t)g * hd * bs;
         int in_block = n - kb * bs < bs ? n - kb * bs : bs;
-        for (int r = 0; r < rep; r++)
-            ragd_k_scores(sc + (size_t)r * n + (size_t)kb * bs, q + r * hd, kt, hd, bs, in_block,
-                          scale);
+        ragd_k_scores(sc + (size_t)kb * bs, (size_t)n, q, (size_t)hd, rep, kt, hd, bs, in_block,
+                      scale);
     }
     float *out = m->att + (size_t)t * qd + (size_t)g * rep * hd;
     for (int r = 0; r < rep; r++) {
         float *row = sc + (size_t)r * n;
-        float mx = row[0];
-        for (int j = 1; j < n; j++) mx = row[j] > mx ? row[j] : mx;
-        float sum = ragd_k_exp_sub_sum(row, n, mx);
-        float inv = 1.0f / sum;
-        for (int j = 0; j < n; j++) row[j] *= inv;
+        float sum = ragd_k_exp_sub_sum(row, n, ragd_k_max(row, n));
+        ragd_k_scale(row, 1.0f / sum, n);
         memset(out + r * hd, 0, (size_t)hd * 4);
     }
     /* out += P V, block by block (keys in order, so the sums match a key-by-key loop) */

@@ -397,49 +397,155 @@ float ragd_k_dot(const float *a, const float *b, int n) {
     return _mm512_reduce_add_ps(acc);
 }
 
-void ragd_k_scores(float *s, const float *q, const float *kt, int d, int ld, int n, float scale) {
-    int j = 0;
-    for (; j + 32 <= n; j += 32) {
-        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-        for (int k = 0; k < d; k++) {
-            __m512 qk = _mm512_set1_ps(q[k]);
-            a0 = _mm512_fmadd_ps(qk, _mm512_loadu_ps(kt + (size_t)k * ld + j), a0);
-            a1 = _mm512_fmadd_ps(qk, _mm512_loadu_ps(kt + (size_t)k * ld + j + 16), a1);
+/* nr query rows x (16 * nk) keys: every score is one lane accumulating q[k] * K[k][j] in k
+ * order (fused multiply-adds from zero), then one multiply by scale - whatever nr, nk or the
+ * mask, so a score does not depend on how rows and keys are tiled. Rows share each key load
+ * and give nr * nk independent chains (one row alone is bound by the FMA latency). */
+FORCE_INLINE void scores_tile(int nr, int nk, float *s, size_t lds, const float *q, size_t ldq,
+                              const float *kt, int d, int ld, int j, __mmask16 m1, float scale) {
+    __m512 acc[8][2];
+    _Pragma("GCC unroll 8") for (int i = 0; i < nr; i++)
+        _Pragma("GCC unroll 2") for (int c = 0; c < nk; c++) acc[i][c] = _mm512_setzero_ps();
+    for (int k = 0; k < d; k++) {
+        const float *kr = kt + (size_t)k * ld + j;
+        __m512 kv[2];
+        kv[0] = nk == 2 ? _mm512_loadu_ps(kr) : _mm512_maskz_loadu_ps(m1, kr);
+        if (nk == 2) kv[1] = _mm512_maskz_loadu_ps(m1, kr + 16);
+        _Pragma("GCC unroll 8") for (int i = 0; i < nr; i++) {
+            __m512 qk = _mm512_set1_ps(q[(size_t)i * ldq + k]);
+            _Pragma("GCC unroll 2") for (int c = 0; c < nk; c++) acc[i][c] =
+                _mm512_fmadd_ps(qk, kv[c], acc[i][c]);
         }
-        _mm512_storeu_ps(s + j, _mm512_mul_ps(a0, _mm512_set1_ps(scale)));
-        _mm512_storeu_ps(s + j + 16, _mm512_mul_ps(a1, _mm512_set1_ps(scale)));
     }
-    for (; j < n; j += 16) {
-        __mmask16 m = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1u);
-        __m512 a0 = _mm512_setzero_ps();
-        for (int k = 0; k < d; k++)
-            a0 = _mm512_fmadd_ps(_mm512_set1_ps(q[k]),
-                                 _mm512_maskz_loadu_ps(m, kt + (size_t)k * ld + j), a0);
-        _mm512_mask_storeu_ps(s + j, m, _mm512_mul_ps(a0, _mm512_set1_ps(scale)));
+    const __m512 sc = _mm512_set1_ps(scale);
+    _Pragma("GCC unroll 8") for (int i = 0; i < nr; i++) {
+        float *o = s + (size_t)i * lds + j;
+        if (nk == 2) {
+            _mm512_storeu_ps(o, _mm512_mul_ps(acc[i][0], sc));
+            _mm512_mask_storeu_ps(o + 16, m1, _mm512_mul_ps(acc[i][1], sc));
+        } else {
+            _mm512_mask_storeu_ps(o, m1, _mm512_mul_ps(acc[i][0], sc));
+        }
     }
+}
+
+/* nr (compile-time after inlining) rows over all n keys: 32 keys a step, a masked tail */
+FORCE_INLINE void scores_rows(int nr, float *s, size_t lds, const float *q, size_t ldq,
+                              const float *kt, int d, int ld, int n, float scale) {
+    int j = 0;
+    for (; j + 32 <= n; j += 32) scores_tile(nr, 2, s, lds, q, ldq, kt, d, ld, j, 0xFFFF, scale);
+    if (n - j > 16) {
+        scores_tile(nr, 2, s, lds, q, ldq, kt, d, ld, j, (__mmask16)((1u << (n - j - 16)) - 1u),
+                    scale);
+    } else if (n > j) {
+        __mmask16 m = n - j == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1u);
+        scores_tile(nr, 1, s, lds, q, ldq, kt, d, ld, j, m, scale);
+    }
+}
+
+void ragd_k_scores(float *s, size_t lds, const float *q, size_t ldq, int rows, const float *kt,
+                   int d, int ld, int n, float scale) {
+    int r = 0;
+    for (; r + 8 <= rows; r += 8)
+        scores_rows(8, s + (size_t)r * lds, lds, q + (size_t)r * ldq, ldq, kt, d, ld, n, scale);
+    const int left = rows - r;
+    float *sr = s + (size_t)r * lds;
+    const float *qr = q + (size_t)r * ldq;
+    switch (left) { /* 7..1 rows: one tile (rep = 7 query heads per key head is common) */
+        case 7:
+            scores_rows(7, sr, lds, qr, ldq, kt, d, ld, n, scale);
+            break;
+        case 6:
+            scores_rows(6, sr, lds, qr, ldq, kt, d, ld, n, scale);
+            break;
+        case 5:
+            scores_rows(5, sr, lds, qr, ldq, kt, d, ld, n, scale);
+            break;
+        case 4:
+            scores_rows(4, sr, lds, qr, ldq, kt, d, ld, n, scale);
+            break;
+        case 3:
+            scores_rows(3, sr, lds, qr, ldq, kt, d, ld, n, scale);
+            break;
+        case 2:
+            scores_rows(2, sr, lds, qr, ldq, kt, d, ld, n, scale);
+            break;
+        case 1:
+            scores_rows(1, sr, lds, qr, ldq, kt, d, ld, n, scale);
+            break;
+        default:
+            break;
+    }
+}
+
+float ragd_k_max(const float *x, int n) {
+    __m512 mv = _mm512_set1_ps(-INFINITY);
+    int k = 0;
+    for (; k + 16 <= n; k += 16) mv = _mm512_max_ps(mv, _mm512_loadu_ps(x + k));
+    if (k < n)
+        mv = _mm512_mask_max_ps(mv, (__mmask16)((1u << (n - k)) - 1u), mv,
+                                _mm512_maskz_loadu_ps((__mmask16)((1u << (n - k)) - 1u), x + k));
+    return _mm512_reduce_max_ps(mv);
+}
+
+void ragd_k_scale(float *x, float a, int n) {
+    const __m512 va = _mm512_set1_ps(a);
+    int k = 0;
+    for (; k + 16 <= n; k += 16) _mm512_storeu_ps(x + k, _mm512_mul_ps(_mm512_loadu_ps(x + k), va));
+    for (; k < n; k++) x[k] *= a;
 }
 
 /* out[r][0..d) += sum over j < n of p[r*ldp + j] * v[j*ldv + 0..d), for r < rows, j in order:
  * the same fused multiply-adds in the same order as rows x n ragd_k_axpy calls, with up to 8
  * output rows of one 16-lane column block held in registers while the value rows stream by. */
+FORCE_INLINE void attn_pv_rows(int nr, float *out, size_t ldo, const float *p, size_t ldp,
+                               const float *v, size_t ldv, int n, int d) {
+    for (int c = 0; c < d; c += 16) {
+        const __mmask16 m = d - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (d - c)) - 1u);
+        __m512 acc[8];
+        _Pragma("GCC unroll 8") for (int i = 0; i < nr; i++) acc[i] =
+            _mm512_maskz_loadu_ps(m, out + (size_t)i * ldo + c);
+        for (int j = 0; j < n; j++) {
+            const __m512 x = _mm512_maskz_loadu_ps(m, v + (size_t)j * ldv + c);
+            _Pragma("GCC unroll 8") for (int i = 0; i < nr; i++) acc[i] =
+                _mm512_fmadd_ps(_mm512_set1_ps(p[(size_t)i * ldp + j]), x, acc[i]);
+        }
+        _Pragma("GCC unroll 8") for (int i = 0; i < nr; i++)
+            _mm512_mask_storeu_ps(out + (size_t)i * ldo + c, m, acc[i]);
+    }
+}
+
 void ragd_k_attn_pv(float *out, size_t ldo, const float *p, size_t ldp, int rows, const float *v,
                     size_t ldv, int n, int d) {
-    for (int r0 = 0; r0 < rows; r0 += 8) {
-        const int nr = rows - r0 < 8 ? rows - r0 : 8;
-        for (int c = 0; c < d; c += 16) {
-            const __mmask16 m = d - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (d - c)) - 1u);
-            __m512 acc[8];
-            for (int i = 0; i < nr; i++)
-                acc[i] = _mm512_maskz_loadu_ps(m, out + (size_t)(r0 + i) * ldo + c);
-            for (int j = 0; j < n; j++) {
-                const __m512 x = _mm512_maskz_loadu_ps(m, v + (size_t)j * ldv + c);
-                for (int i = 0; i < nr; i++)
-                    acc[i] =
-                        _mm512_fmadd_ps(_mm512_set1_ps(p[(size_t)(r0 + i) * ldp + j]), x, acc[i]);
-            }
-            for (int i = 0; i < nr; i++)
-                _mm512_mask_storeu_ps(out + (size_t)(r0 + i) * ldo + c, m, acc[i]);
-        }
+    int r = 0;
+    for (; r + 8 <= rows; r += 8)
+        attn_pv_rows(8, out + (size_t)r * ldo, ldo, p + (size_t)r * ldp, ldp, v, ldv, n, d);
+    float *o = out + (size_t)r * ldo;
+    const float *pr = p + (size_t)r * ldp;
+    switch (rows - r) { /* compile-time row counts keep the accumulators in registers */
+        case 7:
+            attn_pv_rows(7, o, ldo, pr, ldp, v, ldv, n, d);
+            break;
+        case 6:
+            attn_pv_rows(6, o, ldo, pr, ldp, v, ldv, n, d);
+            break;
+        case 5:
+            attn_pv_rows(5, o, ldo, pr, ldp, v, ldv, n, d);
+            break;
+        case 4:
+            attn_pv_rows(4, o, ldo, pr, ldp, v, ldv, n, d);
+            break;
+        case 3:
+            attn_pv_rows(3, o, ldo, pr, ldp, v, ldv, n, d);
+            break;
+        case 2:
+            attn_pv_rows(2, o, ldo, pr, ldp, v, ldv, n, d);
+            break;
+        case 1:
+            attn_pv_rows(1, o, ldo, pr, ldp, v, ldv, n, d);
+            break;
+        default:
+            break;
     }
 }
 
@@ -521,12 +627,24 @@ void ragd_k_attn_pv(float *out, size_t ldo, const float *p, size_t ldp, int rows
             ragd_k_axpy(out + (size_t)r * ldo, p[(size_t)r * ldp + j], v + (size_t)j * ldv, d);
 }
 
-void ragd_k_scores(float *s, const float *q, const float *kt, int d, int ld, int n, float scale) {
-    for (int j = 0; j < n; j++) {
-        float a = 0;
-        for (int k = 0; k < d; k++) a += q[k] * kt[(size_t)k * ld + j];
-        s[j] = a * scale;
-    }
+void ragd_k_scores(float *s, size_t lds, const float *q, size_t ldq, int rows, const float *kt,
+                   int d, int ld, int n, float scale) {
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < n; j++) {
+            float a = 0;
+            for (int k = 0; k < d; k++) a = fmaf(q[(size_t)r * ldq + k], kt[(size_t)k * ld + j], a);
+            s[(size_t)r * lds + j] = a * scale;
+        }
+}
+
+float ragd_k_max(const float *x, int n) {
+    float m = -INFINITY;
+    for (int k = 0; k < n; k++) m = x[k] > m ? x[k] : m;
+    return m;
+}
+
+void ragd_k_scale(float *x, float a, int n) {
+    for (int k = 0; k < n; k++) x[k] *= a;
 }
 
 float ragd_k_exp_sub_sum(float *x, int n, float max) {
@@ -589,40 +707,72 @@ FORCE_INLINE void kern_bf16w(int nr, int nt, const uint16_t *X, size_t ldx, cons
     }
 }
 
-/* tokens [t0, t1) against nr rows (compile-time nr after inlining): tiles of 4 tokens, then 1 */
+/* tokens [t0, t1) against nr rows (compile-time nr after inlining): tiles of 4 tokens, then 1.
+ * The rows stay in L1 across the token tiles; meanwhile the K range of the next n_next rows
+ * (at next, or NULL) is prefetched a slice per tile, so their first tile does not wait on
+ * memory. */
 FORCE_INLINE void rows_bf16(int nr, const uint16_t *Xb, size_t ldxb, int t0, int t1,
-                            const uint16_t *wr, int K, const float *br, float *Y, size_t ldy, int r,
-                            int accumulate) {
+                            const uint16_t *wr, size_t ldw, int K, const float *br, float *Y,
+                            size_t ldy, int r, int accumulate, const char *next, int n_next) {
     int t = t0;
-    for (; t + 4 <= t1; t += 4)
-        kern_bf16w(nr, 4, Xb + (size_t)t * ldxb, ldxb, wr, (size_t)K, K, br,
-                   Y + (size_t)t * ldy + r, ldy, accumulate);
+    const size_t bytes = (size_t)K * 2, total = next ? (size_t)n_next * bytes : 0;
+    const size_t n_tiles = (size_t)(t1 - t0) / 4, slice = n_tiles ? total / n_tiles + 64 : 0;
+    size_t pf = 0, col = 0; /* bytes prefetched; position in the current row */
+    for (; t + 4 <= t1; t += 4) {
+        for (size_t e = pf + slice < total ? pf + slice : total; pf < e; pf += 64, col += 64) {
+            if (col >= bytes) next += ldw * 2, col -= bytes;
+            _mm_prefetch(next + col, _MM_HINT_T0);
+        }
+        kern_bf16w(nr, 4, Xb + (size_t)t * ldxb, ldxb, wr, ldw, K, br, Y + (size_t)t * ldy + r, ldy,
+                   accumulate);
+    }
     for (; t < t1; t++)
-        kern_bf16w(nr, 1, Xb + (size_t)t * ldxb, ldxb, wr, (size_t)K, K, br,
-                   Y + (size_t)t * ldy + r, ldy, accumulate);
+        kern_bf16w(nr, 1, Xb + (size_t)t * ldxb, ldxb, wr, ldw, K, br, Y + (size_t)t * ldy + r, ldy,
+                   accumulate);
 }
+
+/* one K range [k0, k0 + kc) of rows [r0, r1): row tiles of 6, each over all the tokens */
+static void matmul_bf16_k(const uint16_t *Xb, size_t ldxb, int t0, int t1, const uint16_t *W,
+                          size_t ldw, int kc, int r0, int r1, const float *bias, float *Y,
+                          size_t ldy, int accumulate) {
+    int r = r0;
+    for (; r + 6 <= r1; r += 6) {
+        const int nn = r1 - (r + 6) < 6 ? r1 - (r + 6) : 6; /* rows of the next tile */
+        rows_bf16(6, Xb, ldxb, t0, t1, W + (size_t)r * ldw, ldw, kc, bias ? bias + r : NULL, Y, ldy,
+                  r, accumulate, nn > 0 ? (const char *)(W + (size_t)(r + 6) * ldw) : NULL, nn);
+    }
+    /* the rest (< 6 rows) as 4-, 2- and 1-row tiles, as rows_few does */
+    if ((r1 - r) & 4) {
+        rows_bf16(4, Xb, ldxb, t0, t1, W + (size_t)r * ldw, ldw, kc, bias ? bias + r : NULL, Y, ldy,
+                  r, accumulate, NULL, 0);
+        r += 4;
+    }
+    if ((r1 - r) & 2) {
+        rows_bf16(2, Xb, ldxb, t0, t1, W + (size_t)r * ldw, ldw, kc, bias ? bias + r : NULL, Y, ldy,
+                  r, accumulate, NULL, 0);
+        r += 2;
+    }
+    if (r < r1)
+        rows_bf16(1, Xb, ldxb, t0, t1, W + (size_t)r * ldw, ldw, kc, bias ? bias + r : NULL, Y, ldy,
+                  r, accumulate, NULL, 0);
+}
+
+/* Long rows (K > 3072: the MLP down projection) go in K ranges of 2048, so a 6-row tile
+ * (24 KB) stays in L1 while the token tiles pass; the ranges after the first accumulate. */
+#define BF16_KC 2048
 
 void ragd_k_matmul_rows_bf16(const uint16_t *Xb, size_t ldxb, int t0, int t1, const uint16_t *W,
                              int K, int r0, int r1, const float *bias, float *Y, size_t ldy,
                              int accumulate) {
-    int r = r0;
-    for (; r + 6 <= r1; r += 6)
-        rows_bf16(6, Xb, ldxb, t0, t1, W + (size_t)r * K, K, bias ? bias + r : NULL, Y, ldy, r,
-                  accumulate);
-    /* the rest (< 6 rows) as 4-, 2- and 1-row tiles, as rows_few does */
-    if ((r1 - r) & 4) {
-        rows_bf16(4, Xb, ldxb, t0, t1, W + (size_t)r * K, K, bias ? bias + r : NULL, Y, ldy, r,
-                  accumulate);
-        r += 4;
+    if (K <= BF16_KC * 3 / 2) {
+        matmul_bf16_k(Xb, ldxb, t0, t1, W, (size_t)K, K, r0, r1, bias, Y, ldy, accumulate);
+        return;
     }
-    if ((r1 - r) & 2) {
-        rows_bf16(2, Xb, ldxb, t0, t1, W + (size_t)r * K, K, bias ? bias + r : NULL, Y, ldy, r,
-                  accumulate);
-        r += 2;
+    for (int k0 = 0; k0 < K; k0 += BF16_KC) {
+        const int kc = K - k0 < BF16_KC ? K - k0 : BF16_KC;
+        matmul_bf16_k(Xb + k0, ldxb, t0, t1, W + k0, (size_t)K, kc, r0, r1, k0 ? NULL : bias, Y,
+                      ldy, k0 ? 1 : accumulate);
     }
-    if (r < r1)
-        rows_bf16(1, Xb, ldxb, t0, t1, W + (size_t)r * K, K, bias ? bias + r : NULL, Y, ldy, r,
-                  accumulate);
 }
 
 #else
@@ -649,7 +799,22 @@ void ragd_k_matmul_rows_bf16(const uint16_t *Xb, size_t ldxb, int t0, int t1, co
 #endif
 
 void ragd_k_to_bf16(uint16_t *dst, const float *src, int n, int n_pad) {
-    for (int i = 0; i < n; i++) dst[i] = ragd_f32_to_bf16(src[i]);
+    int i = 0;
+#ifdef RAGD_K_AVX512
+    /* ragd_f32_to_bf16 16 at a time: round to nearest even, NaNs kept quiet */
+    const __m512i one = _mm512_set1_epi32(1), bias = _mm512_set1_epi32(0x7fff),
+                  abs_mask = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000),
+                  quiet = _mm512_set1_epi32(0x400000);
+    for (; i + 16 <= n; i += 16) {
+        __m512i u = _mm512_castps_si512(_mm512_loadu_ps(src + i));
+        __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, abs_mask), inf);
+        __m512i r = _mm512_add_epi32(
+            u, _mm512_add_epi32(bias, _mm512_and_si512(_mm512_srli_epi32(u, 16), one)));
+        r = _mm512_mask_or_epi32(r, nan, u, quiet);
+        _mm256_storeu_si256((__m256i *)(dst + i), _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16)));
+    }
+#endif
+    for (; i < n; i++) dst[i] = ragd_f32_to_bf16(src[i]);
     for (int i = n; i < n_pad; i++) dst[i] = 0;
 }
 

@@ -62,9 +62,16 @@ void ragd_k_swiglu(float *out, const float *g, const float *u, int n);
 float ragd_k_exp_sub_sum(float *x, int n, float max);
 /* dot product with 16-lane accumulation (same order as the matmul kernels). */
 float ragd_k_dot(const float *a, const float *b, int n);
-/* s[j] = scale * dot(q, K[:, j]) for j < n, with K^T stored [d][ld] (keys contiguous):
- * 16 keys at a time, each accumulated sequentially over d. */
-void ragd_k_scores(float *s, const float *q, const float *kt, int d, int ld, int n, float scale);
+/* s[r*lds + j] = scale * dot(q[r*ldq ..], K[:, j]) for r < rows, j < n, with K^T stored
+ * [d][ld] (keys contiguous): each score accumulated sequentially over d (fused multiply-adds
+ * from zero, then one multiply by scale), the same whatever rows and n - the rows (query heads
+ * sharing a key head) share every key load and run as independent chains. */
+void ragd_k_scores(float *s, size_t lds, const float *q, size_t ldq, int rows, const float *kt,
+                   int d, int ld, int n, float scale);
+/* max of x[0..n), n >= 1 */
+float ragd_k_max(const float *x, int n);
+/* x[i] *= a */
+void ragd_k_scale(float *x, float a, int n);
 /* y += a * x */
 void ragd_k_axpy(float *y, float a, const float *x, int n);
 /* out[r][0..d) += sum_j p[r*ldp + j] * v[j*ldv + 0..d) for r < rows, j < n (in j order: the
