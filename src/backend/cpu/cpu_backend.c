@@ -142,10 +142,27 @@ static void cvt_task(void *vctx, size_t i, int tid) {
     ragd_k_to_bf16(c->Xb + i * c->ldxb, c->X + i * c->ldx, c->K, (int)c->ldxb);
 }
 
+/* A scratch buffer of at least `bytes` (old contents dropped). From 2 MB up: 2 MB aligned and
+ * advised as transparent huge pages - a prefill's activation rows (one 4 KB page each at
+ * these widths) otherwise cost a TLB miss per row the GEMM tiles touch. */
+static void *scratch_alloc(void *old, size_t bytes) {
+    free(old);
+    const size_t huge = (size_t)2 << 20;
+    if (bytes < huge) return malloc(bytes ? bytes : 1);
+    size_t n = (bytes + huge - 1) / huge * huge;
+    void *p = aligned_alloc(huge, n);
+    if (p) madvise(p, n, MADV_HUGEPAGE);
+    return p;
+}
+
 static int ensure_xb(cpu_impl *m, size_t need, ragd_err *err) {
     if (need <= m->xb_cap) return RAGD_OK;
-    uint16_t *nb = realloc(m->xb, need * 2);
-    if (!nb) return ragd_err_set(err, RAGD_ENOMEM, "out of memory");
+    uint16_t *nb = scratch_alloc(m->xb, need * 2);
+    if (!nb) {
+        m->xb = NULL;
+        m->xb_cap = 0;
+        return ragd_err_set(err, RAGD_ENOMEM, "out of memory");
+    }
     m->xb = nb;
     m->xb_cap = need;
     return RAGD_OK;
@@ -244,9 +261,12 @@ static int ensure_scratch(cpu_impl *m, const ragd_llm_config *cfg, size_t n_tok,
     float **bufs[] = {&m->x, &m->h, &m->q, &m->k, &m->v, &m->att, &m->g, &m->u};
     size_t widths[] = {H, H > QD ? H : QD, QD, KD, KD, QD, F, F};
     for (size_t i = 0; i < 8; i++) {
-        float *p = realloc(*bufs[i], n_tok * widths[i] * 4);
-        if (!p) return ragd_err_set(err, RAGD_ENOMEM, "out of memory (%zu tokens)", n_tok);
+        float *p = scratch_alloc(*bufs[i], n_tok * widths[i] * 4);
         *bufs[i] = p;
+        if (!p) {
+            m->cap_tokens = 0; /* the others are still valid but smaller: grow all next time */
+            return ragd_err_set(err, RAGD_ENOMEM, "out of memory (%zu tokens)", n_tok);
+        }
     }
     int32_t *a = realloc(m->tok_seq, n_tok * 4);
     if (!a) return ragd_err_set(err, RAGD_ENOMEM, "out of memory");
