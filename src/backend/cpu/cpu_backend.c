@@ -200,7 +200,9 @@ static int matmul_n(cpu_impl *m, const float *X, size_t ldx, int T, int n, const
             c.Xb = m->xb;
             c.ldxb = ldxb;
         }
-        c.tok_tile = T <= 64 ? T : 64;
+        /* bf16 activations: 128-token tiles (each 6-row weight tile in L1 serves 32 token
+         * groups; +13% over 64 on the 2-core Zen 5 VM, 256 spills the L2) */
+        c.tok_tile = T <= 64 ? T : fast ? 128 : 64;
         rows_align = T > 1 ? 32 : 16;     /* 16: rows in flight of the decode GEMV */
         tasks_per_thread = T > 1 ? 8 : 2; /* decode: longer contiguous row ranges (+0-3%) */
     }
@@ -496,9 +498,7 @@ static int cpu_kv_init(ragd_backend *be, int block_size, int n_blocks, ragd_err 
     size_t layer = 2 * (size_t)block_size * kvd;
     size_t blockf = layer * (size_t)be->cfg.n_layers;
     size_t bytes = blockf * (size_t)n_blocks * 4;
-    free(m->kv);
-    m->kv = NULL;
-    m->kv = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    m->kv = scratch_alloc(m->kv, (bytes + 63) / 64 * 64); /* huge pages: attention walks blocks */
     if (!m->kv)
         return ragd_err_set(err, RAGD_ENOMEM, "cpu backend: cannot allocate %zu MB of KV cache",
                             bytes >> 20);
