@@ -3,7 +3,8 @@
  * few-token groups, panels), the product of many tokens is bitwise equal to computing each
  * token alone, matches a double-precision reference, and honours bias, accumulate and
  * sub-ranges of tokens and rows; the attention P V kernel equals its axpy loop bitwise; the
- * attention scores of many query rows equal each row's sequential fused multiply-adds; the
+ * attention scores of many query rows equal each row's sequential fused multiply-adds, and
+ * paged keys and values give the same bits as contiguous ones; the
  * vectorised bf16 rounding equals the scalar one; the bf16-activation GEMM matches its
  * double-precision reference. */
 #include "testutil.h"
@@ -136,7 +137,8 @@ static void test_attn_pv_equals_axpy(void **state) {
                 for (int i = 0; i < n * ldv; i++) v[i] = frand();
                 for (int i = 0; i < rows * ldp; i++) p[i] = frand();
                 for (int i = 0; i < rows * d; i++) a[i] = b[i] = frand();
-                ragd_k_attn_pv(a, (size_t)d, p, (size_t)ldp, rows, v, (size_t)ldv, n, d);
+                const ragd_k_pages V = {v, NULL, 0, n};
+                ragd_k_attn_pv(a, (size_t)d, p, (size_t)ldp, rows, &V, (size_t)ldv, n, d);
                 for (int r = 0; r < rows; r++)
                     for (int j = 0; j < n; j++)
                         ragd_k_axpy(b + (size_t)r * d, p[(size_t)r * ldp + j], v + (size_t)j * ldv,
@@ -165,11 +167,12 @@ static void test_scores_rows(void **state) {
                 for (int i = 0; i < d * ld; i++) kt[i] = frand();
                 for (int i = 0; i < rows * ldq; i++) q[i] = frand();
                 for (int i = 0; i < rows * lds; i++) s[i] = 7.0f;
-                ragd_k_scores(s, (size_t)lds, q, (size_t)ldq, rows, kt, d, ld, n, scale);
+                const ragd_k_pages K = {kt, NULL, 0, ld};
+                ragd_k_scores(s, (size_t)lds, q, (size_t)ldq, rows, &K, d, n, scale);
                 for (int r = 0; r < rows; r++) {
                     one[n] = 7.0f;
-                    ragd_k_scores(one, (size_t)lds, q + (size_t)r * ldq, (size_t)ldq, 1, kt, d, ld,
-                                  n, scale);
+                    ragd_k_scores(one, (size_t)lds, q + (size_t)r * ldq, (size_t)ldq, 1, &K, d, n,
+                                  scale);
                     assert_memory_equal(one, s + (size_t)r * lds, sizeof(float) * (size_t)n);
                     assert_true(one[n] == 7.0f && s[(size_t)r * lds + n] == 7.0f); /* no spill */
                     for (int j = 0; j < n; j++) {
@@ -187,6 +190,49 @@ static void test_scores_rows(void **state) {
                 }
                 free(kt), free(q), free(s), free(one);
             }
+}
+
+/* paged keys and values (a shuffled block table, blocks of 16 - steps across blocks - and of
+ * 5 - block by block): scores and P V bitwise equal to the same keys stored contiguously */
+static void test_attention_paged(void **state) {
+    (void)state;
+    const int bss[] = {16, 5, 32};
+    for (size_t bi = 0; bi < sizeof bss / sizeof *bss; bi++)
+        for (int n = 1; n <= 90; n += 11) {
+            const int bs = bss[bi], d = 24, rows = 7, nb = (n + bs - 1) / bs, slots = nb + 3;
+            const int ldv = d + 4;
+            const size_t kblk = (size_t)d * (size_t)bs, vblk = (size_t)bs * (size_t)ldv;
+            float *kt = malloc(sizeof(float) * (size_t)d * (size_t)n); /* contiguous [d][n] */
+            float *v = malloc(sizeof(float) * (size_t)n * (size_t)ldv);
+            float *kp = malloc(sizeof(float) * kblk * (size_t)slots);
+            float *vp = malloc(sizeof(float) * vblk * (size_t)slots);
+            float *q = malloc(sizeof(float) * (size_t)rows * (size_t)d);
+            float *s0 = malloc(sizeof(float) * (size_t)rows * (size_t)n);
+            float *s1 = malloc(sizeof(float) * (size_t)rows * (size_t)n);
+            float *o0 = calloc((size_t)rows * (size_t)d, sizeof(float));
+            float *o1 = calloc((size_t)rows * (size_t)d, sizeof(float));
+            int32_t *table = malloc(sizeof(int32_t) * (size_t)nb);
+            for (int b = 0; b < nb; b++) table[b] = slots - 1 - b; /* distinct, out of order */
+            for (int i = 0; i < d * n; i++) kt[i] = frand();
+            for (int i = 0; i < n * ldv; i++) v[i] = frand();
+            for (int i = 0; i < rows * d; i++) q[i] = frand();
+            for (int j = 0; j < n; j++) {
+                float *kb = kp + (size_t)table[j / bs] * kblk,
+                      *vb = vp + (size_t)table[j / bs] * vblk;
+                for (int k = 0; k < d; k++) kb[(size_t)k * bs + j % bs] = kt[(size_t)k * n + j];
+                memcpy(vb + (size_t)(j % bs) * ldv, v + (size_t)j * ldv, sizeof(float) * (size_t)d);
+            }
+            const ragd_k_pages Kc = {kt, NULL, 0, n}, Vc = {v, NULL, 0, n};
+            const ragd_k_pages Kp = {kp, table, kblk, bs}, Vp = {vp, table, vblk, bs};
+            ragd_k_scores(s0, (size_t)n, q, (size_t)d, rows, &Kc, d, n, 0.5f);
+            ragd_k_scores(s1, (size_t)n, q, (size_t)d, rows, &Kp, d, n, 0.5f);
+            assert_memory_equal(s0, s1, sizeof(float) * (size_t)rows * (size_t)n);
+            ragd_k_attn_pv(o0, (size_t)d, s0, (size_t)n, rows, &Vc, (size_t)ldv, n, d);
+            ragd_k_attn_pv(o1, (size_t)d, s0, (size_t)n, rows, &Vp, (size_t)ldv, n, d);
+            assert_memory_equal(o0, o1, sizeof(float) * (size_t)rows * (size_t)d);
+            free(kt), free(v), free(kp), free(vp), free(q), free(s0), free(s1), free(o0), free(o1),
+                free(table);
+        }
 }
 
 static void test_max_and_scale(void **state) {
@@ -295,6 +341,7 @@ int main(void) {
         cmocka_unit_test(test_matmul_token_count_paths),
         cmocka_unit_test(test_attn_pv_equals_axpy),
         cmocka_unit_test(test_scores_rows),
+        cmocka_unit_test(test_attention_paged),
         cmocka_unit_test(test_max_and_scale),
         cmocka_unit_test(test_to_bf16),
         cmocka_unit_test(test_matmul_bf16),

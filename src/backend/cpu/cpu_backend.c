@@ -311,13 +311,11 @@ static void attn_task(void *vctx, size_t i, int tid) {
     float *sc = m->attn_scratch + (size_t)tid * m->attn_cap; /* rep x n scores */
     const float scale = 1.0f / sqrtf((float)hd);
     const float *q = m->q + (size_t)t * qd + (size_t)g * rep * hd;
-    int n_kb = (n + bs - 1) / bs;
-    for (int kb = 0; kb < n_kb; kb++) {
-        const float *kt = kv_base(m, c->layer, s->block_table[kb]) + (size_t)g * hd * bs;
-        int in_block = n - kb * bs < bs ? n - kb * bs : bs;
-        ragd_k_scores(sc + (size_t)kb * bs, (size_t)n, q, (size_t)hd, rep, kt, hd, bs, in_block,
-                      scale);
-    }
+    const float *layer0 = kv_base(m, c->layer, 0);
+    const ragd_k_pages K = {layer0 + (size_t)g * hd * bs, s->block_table, m->block_floats, bs};
+    const ragd_k_pages V = {layer0 + (size_t)kvd * bs + (size_t)g * hd, s->block_table,
+                            m->block_floats, bs};
+    ragd_k_scores(sc, (size_t)n, q, (size_t)hd, rep, &K, hd, n, scale);
     float *out = m->att + (size_t)t * qd + (size_t)g * rep * hd;
     for (int r = 0; r < rep; r++) {
         float *row = sc + (size_t)r * n;
@@ -325,14 +323,8 @@ static void attn_task(void *vctx, size_t i, int tid) {
         ragd_k_scale(row, 1.0f / sum, n);
         memset(out + r * hd, 0, (size_t)hd * 4);
     }
-    /* out += P V, block by block (keys in order, so the sums match a key-by-key loop) */
-    for (int kb = 0; kb < n_kb; kb++) {
-        const float *vb =
-            kv_base(m, c->layer, s->block_table[kb]) + (size_t)kvd * bs + (size_t)g * hd;
-        int in_block = n - kb * bs < bs ? n - kb * bs : bs;
-        ragd_k_attn_pv(out, (size_t)hd, sc + (size_t)kb * bs, (size_t)n, rep, vb, (size_t)kvd,
-                       in_block, hd);
-    }
+    /* out += P V over the blocks (keys in order, so the sums match a key-by-key loop) */
+    ragd_k_attn_pv(out, (size_t)hd, sc, (size_t)n, rep, &V, (size_t)kvd, n, hd);
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -397,20 +397,27 @@ float ragd_k_dot(const float *a, const float *b, int n) {
     return _mm512_reduce_add_ps(acc);
 }
 
-/* nr query rows x (16 * nk) keys: every score is one lane accumulating q[k] * K[k][j] in k
- * order (fused multiply-adds from zero), then one multiply by scale - whatever nr, nk or the
- * mask, so a score does not depend on how rows and keys are tiled. Rows share each key load
- * and give nr * nk independent chains (one row alone is bound by the FMA latency). */
+/* key j of a paged K^T: block j / bs, column j % bs of its [d][bs] */
+FORCE_INLINE const float *key_at(const ragd_k_pages *P, int j) {
+    return ragd_k_page(P, j / P->bs) + j % P->bs;
+}
+
+/* nr query rows x (16 * nk) keys (kt0: keys 0..15, kt1: 16..31, rows of ld floats): every
+ * score is one lane accumulating q[k] * K[k][j] in k order (fused multiply-adds from zero),
+ * then one multiply by scale - whatever nr, nk or the mask, so a score does not depend on how
+ * rows and keys are tiled. Rows share each key load and give nr * nk independent chains (one
+ * row alone is bound by the FMA latency). */
 FORCE_INLINE void scores_tile(int nr, int nk, float *s, size_t lds, const float *q, size_t ldq,
-                              const float *kt, int d, int ld, int j, __mmask16 m1, float scale) {
+                              const float *kt0, const float *kt1, int d, int ld, __mmask16 m1,
+                              float scale) {
     __m512 acc[8][2];
     _Pragma("GCC unroll 8") for (int i = 0; i < nr; i++)
         _Pragma("GCC unroll 2") for (int c = 0; c < nk; c++) acc[i][c] = _mm512_setzero_ps();
     for (int k = 0; k < d; k++) {
-        const float *kr = kt + (size_t)k * ld + j;
         __m512 kv[2];
-        kv[0] = nk == 2 ? _mm512_loadu_ps(kr) : _mm512_maskz_loadu_ps(m1, kr);
-        if (nk == 2) kv[1] = _mm512_maskz_loadu_ps(m1, kr + 16);
+        kv[0] = nk == 2 ? _mm512_loadu_ps(kt0 + (size_t)k * ld)
+                        : _mm512_maskz_loadu_ps(m1, kt0 + (size_t)k * ld);
+        if (nk == 2) kv[1] = _mm512_maskz_loadu_ps(m1, kt1 + (size_t)k * ld);
         _Pragma("GCC unroll 8") for (int i = 0; i < nr; i++) {
             __m512 qk = _mm512_set1_ps(q[(size_t)i * ldq + k]);
             _Pragma("GCC unroll 2") for (int c = 0; c < nk; c++) acc[i][c] =
@@ -419,7 +426,7 @@ FORCE_INLINE void scores_tile(int nr, int nk, float *s, size_t lds, const float 
     }
     const __m512 sc = _mm512_set1_ps(scale);
     _Pragma("GCC unroll 8") for (int i = 0; i < nr; i++) {
-        float *o = s + (size_t)i * lds + j;
+        float *o = s + (size_t)i * lds;
         if (nk == 2) {
             _mm512_storeu_ps(o, _mm512_mul_ps(acc[i][0], sc));
             _mm512_mask_storeu_ps(o + 16, m1, _mm512_mul_ps(acc[i][1], sc));
@@ -429,49 +436,57 @@ FORCE_INLINE void scores_tile(int nr, int nk, float *s, size_t lds, const float 
     }
 }
 
-/* nr (compile-time after inlining) rows over all n keys: 32 keys a step, a masked tail */
+/* nr (compile-time after inlining) rows over all n keys, 32 keys a step and a masked tail.
+ * With bs a multiple of 16 no 16-key vector straddles two blocks, so the steps run across
+ * blocks (two 16-key blocks make one 32-key step); otherwise block by block. */
 FORCE_INLINE void scores_rows(int nr, float *s, size_t lds, const float *q, size_t ldq,
-                              const float *kt, int d, int ld, int n, float scale) {
-    int j = 0;
-    for (; j + 32 <= n; j += 32) scores_tile(nr, 2, s, lds, q, ldq, kt, d, ld, j, 0xFFFF, scale);
-    if (n - j > 16) {
-        scores_tile(nr, 2, s, lds, q, ldq, kt, d, ld, j, (__mmask16)((1u << (n - j - 16)) - 1u),
-                    scale);
-    } else if (n > j) {
-        __mmask16 m = n - j == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1u);
-        scores_tile(nr, 1, s, lds, q, ldq, kt, d, ld, j, m, scale);
+                              const ragd_k_pages *K, int d, int n, float scale) {
+    const int seg = K->bs % 16 == 0 ? n : K->bs, ld = K->bs;
+    for (int j0 = 0; j0 < n; j0 += seg) {
+        const int ns = n - j0 < seg ? n - j0 : seg;
+        int j = 0;
+        for (; j + 32 <= ns; j += 32)
+            scores_tile(nr, 2, s + j0 + j, lds, q, ldq, key_at(K, j0 + j), key_at(K, j0 + j + 16),
+                        d, ld, 0xFFFF, scale);
+        if (ns - j > 16) {
+            scores_tile(nr, 2, s + j0 + j, lds, q, ldq, key_at(K, j0 + j), key_at(K, j0 + j + 16),
+                        d, ld, (__mmask16)((1u << (ns - j - 16)) - 1u), scale);
+        } else if (ns > j) {
+            __mmask16 m = ns - j == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (ns - j)) - 1u);
+            scores_tile(nr, 1, s + j0 + j, lds, q, ldq, key_at(K, j0 + j), NULL, d, ld, m, scale);
+        }
     }
 }
 
-void ragd_k_scores(float *s, size_t lds, const float *q, size_t ldq, int rows, const float *kt,
-                   int d, int ld, int n, float scale) {
+void ragd_k_scores(float *s, size_t lds, const float *q, size_t ldq, int rows,
+                   const ragd_k_pages *K, int d, int n, float scale) {
     int r = 0;
     for (; r + 8 <= rows; r += 8)
-        scores_rows(8, s + (size_t)r * lds, lds, q + (size_t)r * ldq, ldq, kt, d, ld, n, scale);
+        scores_rows(8, s + (size_t)r * lds, lds, q + (size_t)r * ldq, ldq, K, d, n, scale);
     const int left = rows - r;
     float *sr = s + (size_t)r * lds;
     const float *qr = q + (size_t)r * ldq;
     switch (left) { /* 7..1 rows: one tile (rep = 7 query heads per key head is common) */
         case 7:
-            scores_rows(7, sr, lds, qr, ldq, kt, d, ld, n, scale);
+            scores_rows(7, sr, lds, qr, ldq, K, d, n, scale);
             break;
         case 6:
-            scores_rows(6, sr, lds, qr, ldq, kt, d, ld, n, scale);
+            scores_rows(6, sr, lds, qr, ldq, K, d, n, scale);
             break;
         case 5:
-            scores_rows(5, sr, lds, qr, ldq, kt, d, ld, n, scale);
+            scores_rows(5, sr, lds, qr, ldq, K, d, n, scale);
             break;
         case 4:
-            scores_rows(4, sr, lds, qr, ldq, kt, d, ld, n, scale);
+            scores_rows(4, sr, lds, qr, ldq, K, d, n, scale);
             break;
         case 3:
-            scores_rows(3, sr, lds, qr, ldq, kt, d, ld, n, scale);
+            scores_rows(3, sr, lds, qr, ldq, K, d, n, scale);
             break;
         case 2:
-            scores_rows(2, sr, lds, qr, ldq, kt, d, ld, n, scale);
+            scores_rows(2, sr, lds, qr, ldq, K, d, n, scale);
             break;
         case 1:
-            scores_rows(1, sr, lds, qr, ldq, kt, d, ld, n, scale);
+            scores_rows(1, sr, lds, qr, ldq, K, d, n, scale);
             break;
         default:
             break;
@@ -495,54 +510,60 @@ void ragd_k_scale(float *x, float a, int n) {
     for (; k < n; k++) x[k] *= a;
 }
 
-/* out[r][0..d) += sum over j < n of p[r*ldp + j] * v[j*ldv + 0..d), for r < rows, j in order:
- * the same fused multiply-adds in the same order as rows x n ragd_k_axpy calls, with up to 8
- * output rows of one 16-lane column block held in registers while the value rows stream by. */
+/* out[r][0..d) += sum over j < n of p[r*ldp + j] * V[j][0..d), for r < rows, j in order
+ * across the blocks: the same fused multiply-adds in the same order as rows x n ragd_k_axpy
+ * calls, with up to 8 output rows of one 16-lane column block held in registers while the
+ * value rows of every block stream by. */
 FORCE_INLINE void attn_pv_rows(int nr, float *out, size_t ldo, const float *p, size_t ldp,
-                               const float *v, size_t ldv, int n, int d) {
+                               const ragd_k_pages *V, size_t ldv, int n, int d) {
     for (int c = 0; c < d; c += 16) {
         const __mmask16 m = d - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (d - c)) - 1u);
         __m512 acc[8];
         _Pragma("GCC unroll 8") for (int i = 0; i < nr; i++) acc[i] =
             _mm512_maskz_loadu_ps(m, out + (size_t)i * ldo + c);
-        for (int j = 0; j < n; j++) {
-            const __m512 x = _mm512_maskz_loadu_ps(m, v + (size_t)j * ldv + c);
-            _Pragma("GCC unroll 8") for (int i = 0; i < nr; i++) acc[i] =
-                _mm512_fmadd_ps(_mm512_set1_ps(p[(size_t)i * ldp + j]), x, acc[i]);
+        for (int j0 = 0, b = 0; j0 < n; j0 += V->bs, b++) {
+            const float *vb = ragd_k_page(V, b) + c;
+            const int nb = n - j0 < V->bs ? n - j0 : V->bs;
+            const float *pb = p + j0;
+            for (int j = 0; j < nb; j++) {
+                const __m512 x = _mm512_maskz_loadu_ps(m, vb + (size_t)j * ldv);
+                _Pragma("GCC unroll 8") for (int i = 0; i < nr; i++) acc[i] =
+                    _mm512_fmadd_ps(_mm512_set1_ps(pb[(size_t)i * ldp + j]), x, acc[i]);
+            }
         }
         _Pragma("GCC unroll 8") for (int i = 0; i < nr; i++)
             _mm512_mask_storeu_ps(out + (size_t)i * ldo + c, m, acc[i]);
     }
 }
 
-void ragd_k_attn_pv(float *out, size_t ldo, const float *p, size_t ldp, int rows, const float *v,
-                    size_t ldv, int n, int d) {
+void ragd_k_attn_pv(float *out, size_t ldo, const float *p, size_t ldp, int rows,
+                    const ragd_k_pages *V, size_t ldv, int n, int d) {
     int r = 0;
     for (; r + 8 <= rows; r += 8)
-        attn_pv_rows(8, out + (size_t)r * ldo, ldo, p + (size_t)r * ldp, ldp, v, ldv, n, d);
+        attn_pv_rows(8, out + (size_t)r * ldo, ldo, p + (size_t)r * ldp, ldp, V, ldv, n, d);
     float *o = out + (size_t)r * ldo;
     const float *pr = p + (size_t)r * ldp;
     switch (rows - r) { /* compile-time row counts keep the accumulators in registers */
         case 7:
-            attn_pv_rows(7, o, ldo, pr, ldp, v, ldv, n, d);
+            attn_pv_rows(7, o, ldo, pr, ldp, V, ldv, n, d);
             break;
         case 6:
-            attn_pv_rows(6, o, ldo, pr, ldp, v, ldv, n, d);
+            attn_pv_rows(6, o, ldo, pr, ldp, V, ldv, n, d);
             break;
         case 5:
-            attn_pv_rows(5, o, ldo, pr, ldp, v, ldv, n, d);
+            attn_pv_rows(5, o, ldo, pr, ldp, V, ldv, n, d);
             break;
         case 4:
-            attn_pv_rows(4, o, ldo, pr, ldp, v, ldv, n, d);
+            attn_pv_rows(4, o, ldo, pr, ldp, V, ldv, n, d);
             break;
         case 3:
-            attn_pv_rows(3, o, ldo, pr, ldp, v, ldv, n, d);
+            attn_pv_rows(3, o, ldo, pr, ldp, V, ldv, n, d);
             break;
         case 2:
-            attn_pv_rows(2, o, ldo, pr, ldp, v, ldv, n, d);
+            attn_pv_rows(2, o, ldo, pr, ldp, V, ldv, n, d);
             break;
         case 1:
-            attn_pv_rows(1, o, ldo, pr, ldp, v, ldv, n, d);
+            attn_pv_rows(1, o, ldo, pr, ldp, V, ldv, n, d);
             break;
         default:
             break;
@@ -620,19 +641,21 @@ void ragd_k_axpy(float *y, float a, const float *x, int n) {
     for (int k = 0; k < n; k++) y[k] += a * x[k];
 }
 
-void ragd_k_attn_pv(float *out, size_t ldo, const float *p, size_t ldp, int rows, const float *v,
-                    size_t ldv, int n, int d) {
+void ragd_k_attn_pv(float *out, size_t ldo, const float *p, size_t ldp, int rows,
+                    const ragd_k_pages *V, size_t ldv, int n, int d) {
     for (int r = 0; r < rows; r++)
         for (int j = 0; j < n; j++)
-            ragd_k_axpy(out + (size_t)r * ldo, p[(size_t)r * ldp + j], v + (size_t)j * ldv, d);
+            ragd_k_axpy(out + (size_t)r * ldo, p[(size_t)r * ldp + j],
+                        ragd_k_page(V, j / V->bs) + (size_t)(j % V->bs) * ldv, d);
 }
 
-void ragd_k_scores(float *s, size_t lds, const float *q, size_t ldq, int rows, const float *kt,
-                   int d, int ld, int n, float scale) {
+void ragd_k_scores(float *s, size_t lds, const float *q, size_t ldq, int rows,
+                   const ragd_k_pages *K, int d, int n, float scale) {
     for (int r = 0; r < rows; r++)
         for (int j = 0; j < n; j++) {
+            const float *kt = ragd_k_page(K, j / K->bs) + j % K->bs;
             float a = 0;
-            for (int k = 0; k < d; k++) a = fmaf(q[(size_t)r * ldq + k], kt[(size_t)k * ld + j], a);
+            for (int k = 0; k < d; k++) a = fmaf(q[(size_t)r * ldq + k], kt[(size_t)k * K->bs], a);
             s[(size_t)r * lds + j] = a * scale;
         }
 }

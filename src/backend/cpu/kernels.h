@@ -62,21 +62,37 @@ void ragd_k_swiglu(float *out, const float *g, const float *u, int n);
 float ragd_k_exp_sub_sum(float *x, int n, float max);
 /* dot product with 16-lane accumulation (same order as the matmul kernels). */
 float ragd_k_dot(const float *a, const float *b, int n);
-/* s[r*lds + j] = scale * dot(q[r*ldq ..], K[:, j]) for r < rows, j < n, with K^T stored
- * [d][ld] (keys contiguous): each score accumulated sequentially over d (fused multiply-adds
- * from zero, then one multiply by scale), the same whatever rows and n - the rows (query heads
- * sharing a key head) share every key load and run as independent chains. */
-void ragd_k_scores(float *s, size_t lds, const float *q, size_t ldq, int rows, const float *kt,
-                   int d, int ld, int n, float scale);
+/* Keys or values in the blocks of a paged cache: block b (of bs keys) at
+ * base + table[b] * stride floats, or base + b * stride when table is NULL (one contiguous
+ * array is one block with bs >= n). */
+typedef struct ragd_k_pages {
+    const float *base;
+    const int32_t *table;
+    size_t stride;
+    int bs;
+} ragd_k_pages;
+
+static inline const float *ragd_k_page(const ragd_k_pages *P, int b) {
+    return P->base + (size_t)(P->table ? P->table[b] : b) * P->stride;
+}
+
+/* s[r*lds + j] = scale * dot(q[r*ldq ..], K[:, j]) for r < rows, j < n, with each block of K
+ * stored transposed, [d][bs] (keys contiguous): each score accumulated sequentially over d
+ * (fused multiply-adds from zero, then one multiply by scale), the same whatever rows, n and
+ * the blocking - the rows (query heads sharing a key head) share every key load and run as
+ * independent chains, across blocks when bs is a multiple of 16. */
+void ragd_k_scores(float *s, size_t lds, const float *q, size_t ldq, int rows,
+                   const ragd_k_pages *K, int d, int n, float scale);
 /* max of x[0..n), n >= 1 */
 float ragd_k_max(const float *x, int n);
 /* x[i] *= a */
 void ragd_k_scale(float *x, float a, int n);
 /* y += a * x */
 void ragd_k_axpy(float *y, float a, const float *x, int n);
-/* out[r][0..d) += sum_j p[r*ldp + j] * v[j*ldv + 0..d) for r < rows, j < n (in j order: the
- * same result as rows x n ragd_k_axpy calls). */
-void ragd_k_attn_pv(float *out, size_t ldo, const float *p, size_t ldp, int rows, const float *v,
-                    size_t ldv, int n, int d);
+/* out[r][0..d) += sum_j p[r*ldp + j] * V[j][0..d) for r < rows, j < n, value row j at
+ * ragd_k_page(V, j / bs) + (j % bs) * ldv (in j order: the same result as rows x n
+ * ragd_k_axpy calls). */
+void ragd_k_attn_pv(float *out, size_t ldo, const float *p, size_t ldp, int rows,
+                    const ragd_k_pages *V, size_t ldv, int n, int d);
 
 #endif
