@@ -137,12 +137,15 @@ FORCE_INLINE void gemv_kern(int nr, const float *x, const void *W, size_t rs, ra
 /* Memory side of the decode GEMV. A core reaches its streaming bandwidth only with many long
  * sequential streams, each prefetched ahead in software (the hardware prefetchers alone reach
  * half of it). The row range is cut into RAGD_GEMV_STREAMS equal contiguous parts; a step
- * computes one row of every part (16 accumulators, one shared x vector), so each part is read
- * front to back as one stream that runs across row ends, whatever K is. The earlier layout -
- * 16 adjacent rows at a time, every row a stream of its own - broke each stream every K * 2
- * bytes, which cost short rows (K = 896 bf16: 1792 bytes) ~15% of the bandwidth (dev VM, one
- * thread: 14.7 -> 16.8-17.9 GB/s against a 17.4-18.2 GB/s plain read; K = 4864 unchanged). */
-#define RAGD_GEMV_STREAMS 16
+ * computes one row of every part (one accumulator each, one shared x vector), so each part is
+ * read front to back as one stream that runs across row ends, whatever K is. The earlier
+ * layout - 16 adjacent rows at a time, every row a stream of its own - broke each stream every
+ * K * 2 bytes, which cost short rows (K = 896 bf16: 1792 bytes) ~15% of the bandwidth (2-core
+ * Intel VM, one thread: 14.7 -> 16.8-17.9 GB/s against a 17.4-18.2 GB/s plain read). Stream
+ * count and distance from interleaved A/B rounds of whole 0.5B-shaped decode steps against the
+ * read probe: 12 streams 97-98% of it with 2 threads, 99% with one; 16 streams 96% / 95.6%; 10
+ * and 14 in between; 8 worse; 768 / 1024 / 1536 bytes ahead alike, 2048 worse. */
+#define RAGD_GEMV_STREAMS 12
 #define RAGD_GEMV_PF      1024
 
 FORCE_INLINE void gemv_dt(ragd_dtype dt, const float *x, const void *W, int K, int r0, int r1,
