@@ -101,8 +101,8 @@ static void test_matmul_batched_equals_alone(void **state) {
     (void)state;
     const ragd_dtype dts[] = {RAGD_DT_BF16, RAGD_DT_F16, RAGD_DT_F32};
     /* K: below one vector, tails of 5 / 8 / 3 columns, exact multiples; R: 1 row, partial
-     * tiles of every size for the 6-, 7- and 8-row tiles, and for one token 12 row streams of
-     * 4 and 16 rows with a remainder */
+     * tiles of every size for the 6-, 7- and 8-row tiles, and for one token 3 row streams of
+     * 2 to 66 rows with remainders */
     const int Ks[] = {5, 37, 200, 256, 899};
     const int Rs[] = {1, 7, 13, 61, 203};
     for (size_t d = 0; d < sizeof dts / sizeof *dts; d++)

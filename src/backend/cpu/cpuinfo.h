@@ -29,7 +29,10 @@ double ragd_probe_read_gbps(int n_threads, int mb);
 
 /* The same reader as a reusable probe, for benchmarks that interleave single passes with the
  * work they measure (this machine's bandwidth drifts by +-15% within seconds): create fills a
- * buffer of mb megabytes once; run reads it once with every thread of pool and returns GB/s. */
+ * buffer of mb megabytes once; run reads it with every thread of pool, once per reader pattern
+ * (one stream per task, 8 interleaved streams per task, each prefetched 1 KB ahead), and
+ * returns the GB/s of the pattern that has been faster over the passes so far (which pattern
+ * wins depends on the machine). */
 typedef struct ragd_read_probe ragd_read_probe;
 ragd_read_probe *ragd_read_probe_create(int mb);
 double ragd_read_probe_run(ragd_read_probe *p, ragd_pool *pool);

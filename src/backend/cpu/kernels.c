@@ -134,19 +134,22 @@ FORCE_INLINE void gemv_kern(int nr, const float *x, const void *W, size_t rs, ra
     }
 }
 
-/* Memory side of the decode GEMV. A core reaches its streaming bandwidth only with many long
- * sequential streams, each prefetched ahead in software (the hardware prefetchers alone reach
- * half of it). The row range is cut into RAGD_GEMV_STREAMS equal contiguous parts; a step
- * computes one row of every part (one accumulator each, one shared x vector), so each part is
- * read front to back as one stream that runs across row ends, whatever K is. The earlier
- * layout - 16 adjacent rows at a time, every row a stream of its own - broke each stream every
- * K * 2 bytes, which cost short rows (K = 896 bf16: 1792 bytes) ~15% of the bandwidth (2-core
- * Intel VM, one thread: 14.7 -> 16.8-17.9 GB/s against a 17.4-18.2 GB/s plain read). Stream
- * count and distance from interleaved A/B rounds of whole 0.5B-shaped decode steps against the
- * read probe: 12 streams 97-98% of it with 2 threads, 99% with one; 16 streams 96% / 95.6%; 10
- * and 14 in between; 8 worse; 768 / 1024 / 1536 bytes ahead alike, 2048 worse. */
-#define RAGD_GEMV_STREAMS 12
-#define RAGD_GEMV_PF      1024
+/* Memory side of the decode GEMV. A core reaches its streaming bandwidth only with long
+ * sequential streams prefetched ahead in software (the hardware prefetchers alone reach half of
+ * it). The row range is cut into RAGD_GEMV_STREAMS equal contiguous parts; a step computes one
+ * row of every part (one accumulator each, one shared x vector), so each part is read front to
+ * back as one stream that runs across row ends, whatever K is. The earlier layout - 16 adjacent
+ * rows at a time, every row a stream of its own - broke each stream every K * 2 bytes, which
+ * cost short rows (K = 896 bf16: 1792 bytes) ~15% of the bandwidth. Stream count and prefetch
+ * distance from interleaved A/B rounds of whole 0.5B-shaped bf16 decode steps against the
+ * same-moment read probe on the 2-core Intel VM (2 threads): 3 streams 2 KB ahead 95.7-96.7%,
+ * 12 streams 1 KB ahead 91.6-94.2%, 16 streams 96% of the 8-stream probe alone; 2 or 4 streams
+ * and other distances (1 to 4 KB) lower; a second, L2 prefetch further ahead lower. One thread:
+ * 97.6% against 95.1% for 12 streams. Fewer streams read faster there as long as each runs far
+ * enough ahead (a plain one-stream reader beats 8 or 12 streams by 6-9%), and three
+ * accumulator chains still outpace the memory. */
+#define RAGD_GEMV_STREAMS 3
+#define RAGD_GEMV_PF      2048
 
 FORCE_INLINE void gemv_dt(ragd_dtype dt, const float *x, const void *W, int K, int r0, int r1,
                           const float *bias, float *y, int acc) {
