@@ -8,12 +8,12 @@
  * argmax per token) and prompt tok/s for a 512-token prompt (one forward, logits for the last
  * position only), exact f32-activation path and bf16-activation prefill path; with --batch,
  * batched decode steps (B sequences of 16 + 64 tokens of context, one token each per step,
- * one forward call, argmax per sequence): ms per step and tok/s against B = 1. The decode
- * roofline is read bandwidth / bytes of weights streamed per token (all linear layers + the
- * LM head); decode runs in rounds of one read-probe pass then 8 tokens, and the median of the
- * rounds' (weight bytes per second / probe bandwidth) is reported next to it, since this
- * machine's bandwidth drifts by +-15% between the start-up probe and the decode. Generate the model
- * with
+ * one forward call, argmax per sequence; the argmax is the sampler's greedy pass): ms per step and
+ * tok/s against B = 1. The decode roofline is read bandwidth / bytes of weights streamed per token
+ * (all linear layers + the LM head); decode runs in rounds of one read-probe pass then 8 tokens,
+ * and the median of the rounds' (weight bytes per second / probe bandwidth) is reported next to it,
+ * since this machine's bandwidth drifts by +-15% between the start-up probe and the decode.
+ * Generate the model with
  *   python3 ../shared/tools/make_random_model.py --arch qwen2 --preset qwen2.5-0.5b \
  *       --dtype bf16 --out /tmp/q05b
  */
@@ -24,6 +24,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpuinfo.h"
+#include "engine/sampler.h"
 #include "model/dtype.h"
 #include "model/safetensors.h"
 #include "util/clock.h"
@@ -59,11 +60,9 @@ static double median(double *v, int n) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+/* greedy: the engine's own argmax (engine/sampler.h) */
 static int argmax(const float *x, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
+    return ragd_argmax(x, n);
 }
 
 /* Batched decode: for each B in the list, B sequences (16-token prompts, then 64 decode steps

@@ -63,7 +63,12 @@ int ragd_sampler_sample(ragd_sampler *s, float *logits, const int32_t *prompt, i
 double ragd_logsumexp(const float *logits, int n);
 int ragd_top_logprobs(const float *logits, int vocab, double lse, int n, int32_t *ids, float *lps);
 
-/* The k largest of x[0..n) (descending; ties: lower id first). Returns the count, -1 on OOM. */
+/* The first index of the maximum of x[0..n) (as torch.argmax on finite rows; NaN is never
+ * picked), -1 when no entry is above -inf. */
+int ragd_argmax(const float *x, int n);
+
+/* The k largest of x[0..n) (descending; ties: lower id first; NaN never). Returns the count, -1
+ * on OOM. */
 int ragd_topk(const float *x, int n, int k, int32_t *ids, float *vals);
 
 /* Stop strings in a decoded stream. text[0..len) is everything generated so far.
