@@ -162,8 +162,11 @@ FORCE_INLINE void gemv_dt(ragd_dtype dt, const float *x, const void *W, int K, i
         gemv_kern(NS, x, Wb + (size_t)r * row, (size_t)C * row, dt, K, bias ? bias + r : NULL,
                   y + r, (size_t)C, acc, RAGD_GEMV_PF);
     }
+    /* the rows left over (fewer than NS): the last stream's prefetches ran into them; they go
+     * on prefetching ahead of themselves */
     for (int r = r0 + NS * C; r < r1; r++)
-        gemv_kern(1, x, Wb + (size_t)r * row, row, dt, K, bias ? bias + r : NULL, y + r, 1, acc, 0);
+        gemv_kern(1, x, Wb + (size_t)r * row, row, dt, K, bias ? bias + r : NULL, y + r, 1, acc,
+                  RAGD_GEMV_PF);
 }
 
 /* ---- few tokens (decode batches): rows_few ---------------------------------------------
