@@ -92,14 +92,6 @@ FORCE_INLINE void kern(int nr, int nt, const float *X, size_t ldx, const void *W
     }
 }
 
-/* Row slot i of an nr-row block streams rows i, i+nr, i+2nr, ...: prefetch the line o bytes
- * into each slot's current row, or into its row of the next block (pf) past the row's end. */
-FORCE_INLINE void stream_prefetch(int nr, const void *W, const char *pf, size_t o, size_t row) {
-    const char *base = o < row ? (const char *)W + o : pf + (o - row);
-    _Pragma("GCC unroll 16") for (int i = 0; i < nr; i++)
-        _mm_prefetch(base + (size_t)i * row, _MM_HINT_T0);
-}
-
 /* One token, nr rows: the same per-row arithmetic as kern(nr, 1, ...) (16-lane accumulation in k
  * order, masked tail, the same reduction), so decode results stay bitwise equal to the batched
  * path. Row i starts at W + i * rs bytes and writes y[i * ys] (bias[i * ys]); with pf_step,
@@ -183,21 +175,25 @@ FORCE_INLINE void gemv_dt(ragd_dtype dt, const float *x, const void *W, int K, i
  * alone. Measured on the 2-core AMD Zen 5 VM (bf16, K=896, one thread, weights in L3): 4 tokens
  * per group reach 150-190 GFLOP/s (the f32 FMA peak is 222), 8 tokens per group 110-150. */
 
-#define FEW_GROUP 4
+#define FEW_GROUP   4
+#define RAGD_FEW_PF 2048
 
-FORCE_INLINE void few_tile(int nr, int nt, const float *X, size_t ldx, const void *W, ragd_dtype dt,
-                           int K, const float *bias, float *Y, size_t ldy, int accumulate,
-                           const char *pf, size_t pf_step) {
+FORCE_INLINE void few_tile(int nr, int nt, const float *X, size_t ldx, const void *W, size_t rs,
+                           ragd_dtype dt, int K, const float *bias, float *Y, size_t ys, size_t ldy,
+                           int accumulate, size_t pf_step) {
     __m512 acc[8][8];
     _Pragma("GCC unroll 8") for (int i = 0; i < nr; i++)
         _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) acc[i][j] = _mm512_setzero_ps();
-    const size_t es = dt == RAGD_DT_F32 ? 4 : 2, row = (size_t)K * es;
+    const size_t es = dt == RAGD_DT_F32 ? 4 : 2;
+    const char *Wc = W;
     int k = 0;
     for (; k + 16 <= K; k += 16) {
-        if (pf && (k & 31) == 0) stream_prefetch(nr, W, pf, (size_t)k * es + pf_step, row);
+        if (pf_step && (k & 31) == 0)
+            _Pragma("GCC unroll 8") for (int i = 0; i < nr; i++)
+                _mm_prefetch(Wc + ((size_t)i * rs + (size_t)k) * es + pf_step, _MM_HINT_T0);
         __m512 w[8];
         _Pragma("GCC unroll 8") for (int i = 0; i < nr; i++) w[i] =
-            ldw(W, dt, (size_t)i * (size_t)K + (size_t)k);
+            ldw(W, dt, (size_t)i * rs + (size_t)k);
         _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) {
             __m512 x = _mm512_loadu_ps(X + (size_t)j * ldx + k);
             _Pragma("GCC unroll 8") for (int i = 0; i < nr; i++) acc[i][j] =
@@ -208,7 +204,7 @@ FORCE_INLINE void few_tile(int nr, int nt, const float *X, size_t ldx, const voi
         __mmask16 m = (__mmask16)((1u << (K - k)) - 1u);
         __m512 w[8];
         _Pragma("GCC unroll 8") for (int i = 0; i < nr; i++) w[i] =
-            ldw_mask(W, dt, (size_t)i * (size_t)K + (size_t)k, m);
+            ldw_mask(W, dt, (size_t)i * rs + (size_t)k, m);
         _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) {
             __m512 x = _mm512_maskz_loadu_ps(m, X + (size_t)j * ldx + k);
             _Pragma("GCC unroll 8") for (int i = 0; i < nr; i++) acc[i][j] =
@@ -218,8 +214,8 @@ FORCE_INLINE void few_tile(int nr, int nt, const float *X, size_t ldx, const voi
     _Pragma("GCC unroll 8") for (int i = 0; i < nr; i++)
         _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) {
         float s = _mm512_reduce_add_ps(acc[i][j]);
-        if (bias) s += bias[i];
-        float *y = Y + (size_t)j * ldy + i;
+        if (bias) s += bias[(size_t)i * ys];
+        float *y = Y + (size_t)j * ldy + (size_t)i * ys;
         *y = accumulate ? *y + s : s;
     }
 }
@@ -227,13 +223,13 @@ FORCE_INLINE void few_tile(int nr, int nt, const float *X, size_t ldx, const voi
 /* One tile call with compile-time shapes: nr rows per tile for groups of up to ntmax tokens
  * (nr*nt accumulators + nr widened weights + 1 activation <= 32 registers); groups are
  * balanced, so a call has nt == ntmax or ntmax - 1. */
-typedef void (*few_fn)(const float *X, size_t ldx, const void *W, ragd_dtype dt, int K,
-                       const float *bias, float *Y, size_t ldy, int accumulate, const char *pf);
+typedef void (*few_fn)(const float *X, size_t ldx, const void *W, size_t rs, ragd_dtype dt, int K,
+                       const float *bias, float *Y, size_t ys, size_t ldy, int accumulate, int pf);
 #define FEW_ARGS                                                                                   \
-    const float *X, size_t ldx, const void *W, ragd_dtype dt, int K, const float *bias, float *Y,  \
-        size_t ldy, int accumulate, const char *pf
+    const float *X, size_t ldx, const void *W, size_t rs, ragd_dtype dt, int K, const float *bias, \
+        float *Y, size_t ys, size_t ldy, int accumulate, int pf
 #define FEW_BODY(NR, NT)                                                                           \
-    few_tile(NR, NT, X, ldx, W, dt, K, bias, Y, ldy, accumulate, pf, RAGD_GEMV_PF)
+    few_tile(NR, NT, X, ldx, W, rs, dt, K, bias, Y, ys, ldy, accumulate, pf ? RAGD_FEW_PF : 0)
 static void few_8_1(FEW_ARGS) {
     FEW_BODY(8, 1);
 }
@@ -261,16 +257,16 @@ FORCE_INLINE void few_rest_nt(int nt, int nr, const float *X, size_t ldx, const 
                               ragd_dtype dt, int K, const float *bias, float *Y, size_t ldy,
                               int accumulate) {
     if (nr & 4) {
-        few_tile(4, nt, X, ldx, W, dt, K, bias, Y, ldy, accumulate, NULL, 0);
+        few_tile(4, nt, X, ldx, W, (size_t)K, dt, K, bias, Y, 1, ldy, accumulate, 0);
         W += 4 * row, Y += 4;
         if (bias) bias += 4;
     }
     if (nr & 2) {
-        few_tile(2, nt, X, ldx, W, dt, K, bias, Y, ldy, accumulate, NULL, 0);
+        few_tile(2, nt, X, ldx, W, (size_t)K, dt, K, bias, Y, 1, ldy, accumulate, 0);
         W += 2 * row, Y += 2;
         if (bias) bias += 2;
     }
-    if (nr & 1) few_tile(1, nt, X, ldx, W, dt, K, bias, Y, ldy, accumulate, NULL, 0);
+    if (nr & 1) few_tile(1, nt, X, ldx, W, (size_t)K, dt, K, bias, Y, 1, ldy, accumulate, 0);
 }
 
 static void few_rest(int nr, int nt, const float *X, size_t ldx, const void *W, ragd_dtype dt,
@@ -302,20 +298,22 @@ FORCE_INLINE void rows_few(ragd_dtype dt, const float *X, size_t ldx, int t0, in
                            int K, int r0, int r1, const float *bias, float *Y, size_t ldy,
                            int accumulate) {
     const int T = t1 - t0, ng = (T + FEW_GROUP - 1) / FEW_GROUP, ntmax = (T + ng - 1) / ng;
-    const int NR = few_rows[ntmax];
+    const int NR = few_rows[ntmax], C = (r1 - r0) / NR;
     const size_t es = dt == RAGD_DT_F32 ? 4 : 2, row = (size_t)K * es;
     const char *Wb = W;
-    int r = r0;
-    for (; r + NR <= r1; r += NR) {
+    /* tile row i is row c of stream i (the range cut into NR contiguous parts, as gemv_dt) */
+    for (int c = 0; c < C; c++) {
+        const int r = r0 + c;
         const char *blk = Wb + (size_t)r * row;
         for (int g = 0; g < ng; g++) {
             const int ga = t0 + g * T / ng, gb = t0 + (g + 1) * T / ng;
-            /* the first group prefetches the next tile's rows; the others find this one's in L1 */
-            few_tab[ntmax][gb - ga == ntmax](X + (size_t)ga * ldx, ldx, blk, dt, K,
-                                             bias ? bias + r : NULL, Y + (size_t)ga * ldy + r, ldy,
-                                             accumulate, g == 0 ? blk + (size_t)NR * row : NULL);
+            /* the first group prefetches ahead on the streams; the others find the rows in L1 */
+            few_tab[ntmax][gb - ga == ntmax](X + (size_t)ga * ldx, ldx, blk, (size_t)C * K, dt, K,
+                                             bias ? bias + r : NULL, Y + (size_t)ga * ldy + r,
+                                             (size_t)C, ldy, accumulate, g == 0);
         }
     }
+    const int r = r0 + NR * C;
     if (r < r1)
         for (int g = 0; g < ng; g++) {
             const int ga = t0 + g * T / ng, gb = t0 + (g + 1) * T / ng;
