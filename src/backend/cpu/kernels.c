@@ -167,13 +167,16 @@ FORCE_INLINE void gemv_dt(ragd_dtype dt, const float *x, const void *W, int K, i
  * widened weight vectors + 1 activation vector fit the 32 registers). Each weight vector is
  * loaded and widened once per group, in a register (no panel: a store and reload of the
  * widened rows costs as much as the arithmetic at these token counts), and each group after
- * the first finds the tile's rows in L1. Row slot i of a tile streams rows i, i+nr, ... with
- * gemv_kern's software prefetch (the next tile's rows, RAGD_GEMV_PF bytes ahead), so the
- * weight stream runs at the gemv's rate while the arithmetic proceeds. Every (row, token)
- * accumulates the same products in the same k order into the same lanes, with the same masked
- * tail and reduction, as gemv_kern and kern: results are bitwise equal to computing the token
- * alone. Measured on the 2-core AMD Zen 5 VM (bf16, K=896, one thread, weights in L3): 4 tokens
- * per group reach 150-190 GFLOP/s (the f32 FMA peak is 222), 8 tokens per group 110-150. */
+ * the first finds the tile's rows in L1. As in gemv_dt, the row range is cut into nr contiguous
+ * streams and tile row i is the next row of stream i, prefetched RAGD_FEW_PF bytes ahead on
+ * its stream by the first group (adjacent-row tiles broke every stream at each row end: on the
+ * 2-core Intel VM, 0.5B-shaped bf16, 2 threads, a batch-2 step took 37.1 ms and now 31-32 ms
+ * against 29-30 ms for one token; batch 4 40.1 -> 32.5-34 ms, batch 8 58.5 -> 48-50 ms;
+ * 1 / 2 / 3 KB ahead alike). Every (row, token) accumulates the same products in the same k
+ * order into the same lanes, with the same masked tail and reduction, as gemv_kern and kern:
+ * results are bitwise equal to computing the token alone. Measured on the 2-core AMD Zen 5 VM
+ * (bf16, K=896, one thread, weights in L3): 4 tokens per group reach 150-190 GFLOP/s (the f32
+ * FMA peak is 222), 8 tokens per group 110-150. */
 
 #define FEW_GROUP   4
 #define RAGD_FEW_PF 2048
