@@ -54,6 +54,9 @@ static const char *USAGE =
     "  --http-threads N             HTTP worker threads (default 4)\n"
     "  --no-prefix-caching          do not share KV blocks between equal prompt prefixes\n"
     "  --gpu-memory-utilization F   CUDA: fraction of GPU memory to use (default 0.90)\n"
+    "  --bf16-prefill               CPU: bf16 activations for prompt chunks of 16+ tokens (AMX\n"
+    "                               or AVX512-BF16: 4x faster prefill where AMX is; logits move\n"
+    "                               ~1e-2; decode and the LM head stay f32)\n"
     "  --embed-model DIR            serve /v1/embeddings; with --kb also the query embedder\n"
     "                               of hybrid / vector search and RAG\n"
     "  --kb FILE                    knowledge base: /v1/search, RAG answers (/v1/rag/chat,\n"
@@ -77,6 +80,7 @@ typedef struct serve_cfg {
     int rag_top_k;
     ragd_engine_opts eo;
     float gpu_util;
+    bool bf16_prefill;
 } serve_cfg;
 
 /* /v1/embeddings and /v1/search: the embeddings and knowledge-base modules' transport-free
@@ -157,6 +161,9 @@ static void *load_main(void *arg) {
 #endif
     } else {
         rc = ragd_cpu_backend_create(c->model, L->pool, &L->be, &err);
+        if (!rc && c->bf16_prefill && !ragd_cpu_backend_set_bf16_prefill(L->be, true))
+            LOG_WARN("serve: --bf16-prefill unavailable (this CPU lacks avx512_bf16): exact "
+                     "f32 prefill");
     }
     if (!rc) rc = ragd_tokenizer_load(c->model, &L->tok, &err);
     if (!rc) {
@@ -242,6 +249,7 @@ static int run_serve(int argc, char **argv) {
         O_HTHREADS,
         O_NOPC,
         O_GPU,
+        O_BF16,
         O_EMBED,
         O_KB,
         O_NAME,
@@ -269,6 +277,7 @@ static int run_serve(int argc, char **argv) {
         {"http-threads", required_argument, 0, O_HTHREADS},
         {"no-prefix-caching", no_argument, 0, O_NOPC},
         {"gpu-memory-utilization", required_argument, 0, O_GPU},
+        {"bf16-prefill", no_argument, 0, O_BF16},
         {"embed-model", required_argument, 0, O_EMBED},
         {"kb", required_argument, 0, O_KB},
         {"served-model-name", required_argument, 0, O_NAME},
@@ -334,6 +343,9 @@ static int run_serve(int argc, char **argv) {
             case O_NOPC:
                 cfg.eo.no_prefix_caching = true;
                 break;
+            case O_BF16:
+                cfg.bf16_prefill = true;
+                break;
             case O_GPU: {
                 char *end;
                 double d = strtod(optarg, &end);
@@ -384,6 +396,10 @@ static int run_serve(int argc, char **argv) {
     }
     if (strcmp(cfg.device, "cpu") && strcmp(cfg.device, "cuda")) {
         fprintf(stderr, "ragd serve: --device must be cpu or cuda\n");
+        return 2;
+    }
+    if (cfg.bf16_prefill && strcmp(cfg.device, "cpu")) {
+        fprintf(stderr, "ragd serve: --bf16-prefill is a CPU option (CUDA computes in bf16)\n");
         return 2;
     }
 #ifndef RAGD_HAVE_CUDA

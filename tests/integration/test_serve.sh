@@ -73,9 +73,16 @@ code=$(curl -s -o /dev/null -w '%{http_code}' "$URL/health")
 RAGD_API_KEY=sekrit $CHECK "$URL" preempt "$TMP/alone.json" || fail "preemption"
 stop
 
-# --- server C: one sequence, one waiting slot -------------------------------------------
-start c --max-num-seqs 1 --max-waiting 1
+# --- server C: one sequence, one waiting slot; bf16-activation prefill --------------------
+"$RAGD_BIN" serve --model "$MODEL" --device cuda --bf16-prefill >/dev/null 2>&1
+[ $? = 2 ] || fail "--bf16-prefill with --device cuda must be a usage error"
+start c --max-num-seqs 1 --max-waiting 1 --bf16-prefill
 $CHECK "$URL" busy || fail "bounded queue"
+# a 40-token prompt runs through the bf16 prefill path (the exact path where the CPU lacks
+# avx512_bf16) and decodes
+out=$(curl -s "$URL/v1/completions" -d "{\"prompt\":[$(seq -s, 100 139)],\"max_tokens\":4}")
+echo "$out" | python3 -c 'import json,sys; c=json.load(sys.stdin)["choices"][0]; assert c["finish_reason"]=="length"' \
+  || fail "--bf16-prefill completion: $out"
 stop
 
 # --- server D: /v1/embeddings and /v1/search routes (--embed-model, --kb) -----------------
