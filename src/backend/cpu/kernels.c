@@ -148,7 +148,7 @@ FORCE_INLINE void gemv_dt(ragd_dtype dt, const float *x, const void *W, int K, i
     const size_t es = dt == RAGD_DT_F32 ? 4 : 2, row = (size_t)K * es;
     const int NS = RAGD_GEMV_STREAMS, C = (r1 - r0) / NS;
     const char *Wb = W;
-    /* the last rows' prefetches run up to 1 KB past their part: prefetches never fault */
+    /* the last rows' prefetches run up to 2 KB past their part: prefetches never fault */
     for (int c = 0; c < C; c++) {
         const int r = r0 + c;
         gemv_kern(NS, x, Wb + (size_t)r * row, (size_t)C * row, dt, K, bias ? bias + r : NULL,
