@@ -60,11 +60,6 @@ static double median(double *v, int n) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/* greedy: the engine's own argmax (engine/sampler.h) */
-static int argmax(const float *x, int n) {
-    return ragd_argmax(x, n);
-}
-
 /* Batched decode: for each B in the list, B sequences (16-token prompts, then 64 decode steps
  * to warm up the context) step together, one token each, in one forward call. Best of reps. */
 static int batch_decode(ragd_backend *be, const char *list, int n_decode, int reps, ragd_err *e) {
@@ -104,7 +99,7 @@ static int batch_decode(ragd_backend *be, const char *list, int n_decode, int re
             for (int i = 0; i < warm + n_decode; i++) {
                 if (i == warm) t0 = ragd_now_s();
                 for (int b = 0; b < B; b++) {
-                    next[b] = argmax(logits + (size_t)b * V, V);
+                    next[b] = ragd_argmax(logits + (size_t)b * V, V);
                     q[b].tokens = next + b;
                     q[b].n_past = 16 + i;
                     q[b].n_new = 1;
@@ -202,7 +197,7 @@ int main(int argc, char **argv) {
                                 .want_logits = true};
             ragd_batch b = {1, &q};
             if (be->ops->forward(be, &b, logits, &e)) goto fail;
-            int32_t t = argmax(logits, V);
+            int32_t t = ragd_argmax(logits, V);
             double busy = 0;
             for (int i = 0; i < n_decode;) {
                 double pb = probe ? ragd_read_probe_run(probe, pool) : 0;
@@ -217,7 +212,7 @@ int main(int argc, char **argv) {
                                         .want_logits = true};
                     ragd_batch db = {1, &d};
                     if (be->ops->forward(be, &db, logits, &e)) goto fail;
-                    t = argmax(logits, V);
+                    t = ragd_argmax(logits, V);
                 }
                 double dt = ragd_now_s() - t0;
                 busy += dt;

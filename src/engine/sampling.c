@@ -193,6 +193,16 @@ int ragd_argmax(const float *x, int n) {
     return best;
 }
 
+/* top-p histogram: HIST_NB bins over the first HIST_RANGE nats below the max (d = max - logit);
+ * further tokens (and NaN) share the last bin - the same rule as the vector pass (min, then
+ * truncate) */
+enum { HIST_NB = 1024 };
+#define HIST_RANGE 40.0
+static inline int hist_bin(double d) {
+    const double t = d * (HIST_NB / HIST_RANGE);
+    return t < HIST_NB - 1 ? (int)t : HIST_NB - 1;
+}
+
 /* sum over x_i >= cut of exp(x_i - mx), in double */
 static double sum_exp(const float *x, int n, double mx, double cut) {
     double z = 0;
@@ -229,13 +239,8 @@ static int draw_exp(const float *x, int n, double mx, double cut, double u) {
         if (bs <= 0) continue;
         if (acc + bs <= u) { /* not in this block: remember its last positive weight */
             acc += bs;
-            double ws[8];
-            _mm512_storeu_pd(ws, w);
-            for (int j = 7; j >= 0; j--)
-                if (ws[j] > 0) {
-                    tok = i + j;
-                    break;
-                }
+            const unsigned pos = _mm512_cmp_pd_mask(w, _mm512_setzero_pd(), _CMP_GT_OQ);
+            tok = i + 31 - __builtin_clz(pos); /* pos != 0: bs > 0 */
             continue;
         }
         double ws[8];
@@ -451,14 +456,14 @@ int ragd_sampler_sample(ragd_sampler *s, float *lg, const int32_t *prompt, int n
              * token of a bin whose cumulative mass (bins before it included) stays below
              * top_p is kept for sure, so only the bins up to the crossing one are sorted.
              * Exact, O(V) plus a sort of the (usually small) kept set. */
-            enum { NB = 1024 };
-            const double range = 40.0; /* nats below the max; further tokens share the last bin */
+            enum { NB = HIST_NB };
             double mass[NB] = {0};
             double mx = row_max(lg, V), z = 0;
             int i0 = 0;
 #ifdef SAMPLER_SIMD
             {
-                const __m512d vmx = _mm512_set1_pd(mx), scale = _mm512_set1_pd(NB / range),
+                const __m512d vmx = _mm512_set1_pd(mx),
+                              scale = _mm512_set1_pd(HIST_NB / HIST_RANGE),
                               top = _mm512_set1_pd(NB - 1);
                 __m512d zacc = _mm512_setzero_pd();
                 for (; i0 + 8 <= V; i0 += 8) {
@@ -478,7 +483,7 @@ int ragd_sampler_sample(ragd_sampler *s, float *lg, const int32_t *prompt, int n
 #endif
             for (int i = i0; i < V; i++) {
                 double d = mx - (double)lg[i];
-                int b = d >= range ? NB - 1 : (int)(d * (NB / range));
+                int b = hist_bin(d);
                 double w = exp(-d);
                 mass[b] += w;
                 z += w;
@@ -495,7 +500,7 @@ int ragd_sampler_sample(ragd_sampler *s, float *lg, const int32_t *prompt, int n
             n = 0;
             for (int i = 0; i < V; i++) {
                 double d = mx - (double)lg[i];
-                int b = d >= range ? NB - 1 : (int)(d * (NB / range));
+                int b = hist_bin(d);
                 if (b <= last) c[n++] = (vi){lg[i], i};
             }
             qsort(c, (size_t)n, sizeof *c, cmp_vi_desc);
